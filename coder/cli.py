@@ -1,0 +1,249 @@
+"""Command line: argument parsing, subcommands and exit codes.
+
+Exit codes: 0 ok, 1 task failed, 2 usage or config error, 3 model server error.
+Imports stay lazy so `coder --version` starts as fast as Python itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+from coder import __version__
+
+EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE, EXIT_SERVER = 0, 1, 2, 3
+
+
+class UsageError(Exception):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    g = common.add_argument_group("common options")
+    g.add_argument("--config", metavar="FILE", help="config file (over ./config.yaml)")
+    g.add_argument("--model", metavar="GGUF", help="model file for the managed server")
+    g.add_argument(
+        "--base-url", metavar="URL", help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1"
+    )
+    g.add_argument(
+        "--no-auto-manage", action="store_true", help="never start a server; use --base-url"
+    )
+    g.add_argument("--temperature", type=float)
+    g.add_argument("--top-p", type=float)
+    g.add_argument("--top-k", type=int)
+    g.add_argument("--max-tokens", type=int)
+    g.add_argument("--seed", type=int)
+    g.add_argument("--tool-protocol", choices=["auto", "native", "json"])
+    g.add_argument(
+        "--yes", "-y", action="store_true", help="approve shell and git commit without asking"
+    )
+    g.add_argument(
+        "--workspace", metavar="DIR", help="the directory the tools may touch (default: cwd)"
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="coder",
+        description="A terminal coding agent for local models (llama.cpp).",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"coder {__version__}")
+    parser.add_argument(
+        "-q", "--query", metavar="TEXT", help="run one task and exit ('-' reads stdin)"
+    )
+    parser.add_argument("--json", action="store_true", help="with -q: print one JSON object")
+    parser.add_argument("--verify", metavar="CMD", help="with -q: run CMD afterwards as the reward")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    setup = sub.add_parser("setup", parents=[common], help="unpack the default model, show paths")
+    setup.add_argument("--quiet", action="store_true")
+
+    srv = sub.add_parser("server", parents=[common], help="status | start | stop the model server")
+    srv.add_argument("action", choices=["status", "start", "stop"])
+
+    exp = sub.add_parser("export", parents=[common], help="turn logs into training data")
+    exp.add_argument("--format", required=True, choices=["sft", "openai", "grpo", "dpo"])
+    exp.add_argument("--since", metavar="DATE")
+    exp.add_argument("--min-reward", type=float, metavar="R")
+    exp.add_argument("--session", metavar="ID")
+    exp.add_argument("-o", "--output", metavar="FILE")
+    exp.add_argument("logs", nargs="*", metavar="LOG")
+    return parser
+
+
+def overrides(args: argparse.Namespace) -> dict:
+    return {
+        "llm.server.model_path": args.model,
+        "llm.base_url": args.base_url,
+        "llm.auto_manage": False if args.no_auto_manage else None,
+        "llm.sampling.temperature": args.temperature,
+        "llm.sampling.top_p": args.top_p,
+        "llm.sampling.top_k": args.top_k,
+        "llm.sampling.max_tokens": args.max_tokens,
+        "llm.sampling.seed": args.seed,
+        "llm.tool_protocol": args.tool_protocol,
+        "tools.workspace": args.workspace,
+        "tools.shell.approval": "auto" if args.yes else None,
+    }
+
+
+def _raise_exit(signum, frame):
+    # SIGTERM/SIGHUP unwind like Ctrl-C, so every `finally` (stop server, close log) runs.
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _raise_exit)
+
+    from coder import config as config_mod
+    from coder.server import ServerError
+
+    try:
+        cfg = config_mod.load(args.config, overrides(args))
+        if args.command == "setup":
+            return cmd_setup(cfg, args)
+        if args.command == "server":
+            return cmd_server(cfg, args)
+        if args.command == "export":
+            return cmd_export(cfg, args)
+        if args.query is not None:
+            return cmd_query(cfg, args)
+        return cmd_repl(cfg, args)
+    except (config_mod.ConfigError, UsageError) as exc:
+        print(f"coder: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ServerError as exc:
+        print(f"coder: {exc}", file=sys.stderr)
+        return EXIT_SERVER
+    except KeyboardInterrupt:
+        print("coder: interrupted", file=sys.stderr)
+        return 130
+
+
+def log_dir(cfg) -> Path:
+    return Path(cfg.logging.dir).expanduser()
+
+
+def cmd_setup(cfg, args) -> int:
+    from coder import provision
+    from coder.server import ServerError
+
+    say = (lambda m: None) if args.quiet else (lambda m: print(m))
+    if cfg.llm.server.model_path:
+        model = Path(cfg.llm.server.model_path).expanduser()
+        if not model.is_file():
+            raise ServerError(f"model file not found: {model} (llm.server.model_path)")
+        say(f"model:  {model} (llm.server.model_path; nothing to unpack)")
+    else:
+        try:
+            model = provision.ensure_model(say)
+        except provision.ProvisionError as exc:
+            raise ServerError(str(exc)) from None
+        say(f"model:  {model}")
+    try:
+        choice = provision.choose_server(cfg.llm.server.binary)
+    except provision.ProvisionError as exc:
+        raise ServerError(str(exc)) from None
+    say(f"server: {' '.join(choice.command)}\n        ({choice.reason})")
+    say(f"url:    {cfg.llm.base_url}")
+    say(f"logs:   {log_dir(cfg).resolve()}")
+    return EXIT_OK
+
+
+def cmd_server(cfg, args) -> int:
+    from coder import server as srv
+
+    ep = srv.endpoint(cfg)
+    if args.action == "start":
+        s = srv.start_detached(cfg, log_dir(cfg), notify=lambda m: print(m, file=sys.stderr))
+        print(
+            f"llama.cpp server running on {ep.address} (pid {s.pid}); `coder server stop` ends it"
+        )
+        return EXIT_OK
+    if args.action == "stop":
+        if srv.stop_detached(ep):
+            print(f"stopped the server on {ep.address}")
+            return EXIT_OK
+        print(f"no server started by `coder server start` is running on {ep.address}")
+        return EXIT_OK
+    p = srv.probe(ep.root, cfg.llm.api_key)
+    owner = srv.pidfile_process(ep)
+    print(f"{ep.base_url}: {p.state}" + (f" ({p.detail})" if p.detail else ""))
+    if p.props:
+        n_ctx = p.props.get("default_generation_settings", {}).get("n_ctx")
+        print(f"  model: {p.props.get('model_alias')}  {p.props.get('model_path') or ''}")
+        print(f"  context: {n_ctx}")
+    if owner:
+        print(f"  started by `coder server start`, pid {owner.pid}")
+    return EXIT_OK if p.state == "ready" else EXIT_SERVER
+
+
+def cmd_export(cfg, args) -> int:
+    raise UsageError("export is not available yet")
+
+
+def cmd_query(cfg, args) -> int:
+    from coder import server as srv
+
+    task = sys.stdin.read() if args.query == "-" else args.query
+    if not task.strip():
+        raise UsageError("-q needs a task (text, or '-' to read it from stdin)")
+    notify = lambda m: print(f"coder: {m}", file=sys.stderr)  # noqa: E731
+    server = srv.connect(cfg, log_dir(cfg), notify)
+    try:
+        return _answer(cfg, server, task)
+    finally:
+        srv.stop(server)
+
+
+def _answer(cfg, server, task: str) -> int:
+    # Minimal single chat until the agent loop lands.
+    import openai
+
+    from coder.server import ServerError
+
+    client = openai.OpenAI(
+        base_url=server.base_url, api_key=cfg.llm.api_key or "none", max_retries=2
+    )
+    try:
+        stream = client.chat.completions.create(
+            model=cfg.llm.server.alias,
+            messages=[{"role": "user", "content": task}],
+            temperature=cfg.llm.sampling.temperature,
+            max_tokens=cfg.llm.sampling.max_tokens,
+            stream=True,
+        )
+        for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                sys.stdout.write(chunk.choices[0].delta.content)
+                sys.stdout.flush()
+    except openai.APIError as exc:
+        raise ServerError(f"model server at {server.base_url}: {exc}") from None
+    sys.stdout.write("\n")
+    return EXIT_OK
+
+
+def cmd_repl(cfg, args) -> int:
+    # Minimal line loop until the prompt-toolkit REPL lands: one task per line.
+    from coder import server as srv
+
+    notify = lambda m: print(f"coder: {m}", file=sys.stderr)  # noqa: E731
+    server = srv.connect(cfg, log_dir(cfg), notify)
+    try:
+        for line in sys.stdin:
+            if line.strip() in ("/exit", "/quit"):
+                break
+            if line.strip():
+                _answer(cfg, server, line)
+        return EXIT_OK
+    finally:
+        srv.stop(server)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

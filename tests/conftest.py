@@ -1,0 +1,63 @@
+"""Shared fixtures: a real llama.cpp engine serving the real SmolLM2 model."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from coder import provision
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen | None = None, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"engine exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(url)
+
+
+@pytest.fixture(scope="session")
+def model_path() -> Path:
+    return provision.ensure_model()
+
+
+@pytest.fixture(scope="session")
+def engine_url(model_path: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Base URL (".../v1") of one real engine shared by the whole test session."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("engine") / "engine.log"
+    cmd = [sys.executable, "-m", "coder.engine", "-m", str(model_path), "--host", "127.0.0.1",
+           "--port", str(port), "-c", "8192", "-np", "1", "--alias", "smollm2", "--metrics",
+           "--cache-ram", "256", "-t", "2"]  # fmt: skip
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    root = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(root, proc)
+        yield root + "/v1"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)

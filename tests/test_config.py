@@ -1,0 +1,106 @@
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from coder import config
+from coder.config import Config, ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_shipped_config_yaml_matches_builtin_defaults(tmp_path):
+    cfg = config.load(REPO / "config.yaml", env={}, cwd=tmp_path)
+    defaults = config.as_dict(Config())
+    loaded = config.as_dict(cfg)
+    # The one intended difference: the repo's logs/ folder instead of ~/.local/share.
+    assert loaded["logging"].pop("dir") == str(REPO / "logs")
+    defaults["logging"].pop("dir")
+    assert loaded == defaults
+
+
+def test_every_key_is_documented_in_config_yaml():
+    text = (REPO / "config.yaml").read_text()
+
+    def keys(obj):
+        for f in dataclasses.fields(obj):
+            if f.name == "sources":
+                continue
+            yield f.name
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                yield from keys(value)
+
+    missing = [k for k in keys(Config()) if f"{k}:" not in text]
+    assert missing == []
+
+
+def test_unknown_key_names_key_and_file(tmp_path):
+    bad = tmp_path / "c.yaml"
+    bad.write_text("llm:\n  server:\n    portt: 9\n")
+    with pytest.raises(ConfigError) as err:
+        config.load(bad, env={}, cwd=tmp_path)
+    assert "llm.server.portt" in str(err.value) and str(bad) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "yaml_text, key, expected",
+    [
+        ("llm:\n  server:\n    ctx_size: big\n", "llm.server.ctx_size", "an integer"),
+        ("llm:\n  auto_manage: 3\n", "llm.auto_manage", "true or false"),
+        ("llm:\n  tool_protocol: xml\n", "llm.tool_protocol", "one of auto, native, json"),
+        ("llm: 5\n", "llm", "a mapping"),
+        ("llm:\n  server:\n    extra_args: -x\n", "llm.server.extra_args", "a list of strings"),
+    ],
+)
+def test_wrong_type_names_key_file_and_type(tmp_path, yaml_text, key, expected):
+    bad = tmp_path / "c.yaml"
+    bad.write_text(yaml_text)
+    with pytest.raises(ConfigError) as err:
+        config.load(bad, env={}, cwd=tmp_path)
+    msg = str(err.value)
+    assert f"'{key}'" in msg and str(bad) in msg and expected in msg
+
+
+def test_precedence_cli_over_env_over_file_over_local(tmp_path):
+    (tmp_path / "config.yaml").write_text(
+        "llm:\n  sampling:\n    top_k: 1\n    temperature: 0.1\n    seed: 1\n"
+    )
+    extra = tmp_path / "extra.yaml"
+    extra.write_text("llm:\n  sampling:\n    temperature: 0.3\n    seed: 2\n")
+    env = {"CODER_LLM__SAMPLING__SEED": "3", "CODER_API_KEY": "k"}
+    cfg = config.load(extra, {"llm.sampling.temperature": 0.9}, env=env, cwd=tmp_path)
+    assert cfg.llm.sampling.top_k == 1  # ./config.yaml
+    assert cfg.llm.sampling.seed == 3  # env over --config
+    assert cfg.llm.sampling.temperature == 0.9  # CLI over all
+    assert cfg.llm.api_key == "k"
+    assert config.as_dict(cfg)["llm"]["api_key"] == "***"
+
+
+def test_env_value_of_wrong_type_names_the_key(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        config.load(None, env={"CODER_LLM__SERVER__CTX_SIZE": "lots"}, cwd=tmp_path)
+    assert "llm.server.ctx_size" in str(err.value) and "environment" in str(err.value)
+
+
+def test_relative_paths_in_a_config_file_are_anchored_to_it(tmp_path):
+    sub = tmp_path / "proj"
+    sub.mkdir()
+    (sub / "c.yaml").write_text(
+        "logging:\n  dir: mylogs\nllm:\n  server:\n    model_path: m.gguf\n"
+    )
+    cfg = config.load(sub / "c.yaml", env={}, cwd=tmp_path)
+    assert cfg.logging.dir == str(sub / "mylogs")
+    assert cfg.llm.server.model_path == str(sub / "m.gguf")
+
+
+def test_cli_exit_code_2_for_bad_config(tmp_path):
+    (tmp_path / "config.yaml").write_text("agent:\n  max_step: 3\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "coder", "-q", "hi"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert "agent.max_step" in proc.stderr and "config.yaml" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

@@ -1,0 +1,309 @@
+"""The server manager against the real engine and SmolLM2: reuse, start, stop, watch."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from coder import config, engine, server
+from coder.config import Config
+from tests.conftest import free_port, wait_healthy
+
+
+def servers_on(port: int) -> list[psutil.Process]:
+    """Live processes that were started to serve `port` (ours or anyone's)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        cmd = proc.info["cmdline"] or []
+        if proc.info["status"] != psutil.STATUS_ZOMBIE and "--port" in cmd and str(port) in cmd:
+            found.append(proc)
+    return found
+
+
+def wait_gone(port: int, timeout: float = 10) -> list[psutil.Process]:
+    deadline = time.monotonic() + timeout
+    while (left := servers_on(port)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
+def coder_env(tmp_path: Path, port: int, **extra: str) -> dict:
+    env = dict(os.environ)
+    env.update(
+        CODER_BASE_URL=f"http://127.0.0.1:{port}/v1",
+        CODER_LOG_DIR=str(tmp_path / "logs"),
+        XDG_STATE_HOME=str(tmp_path / "state"),
+        CODER_LLM__SAMPLING__MAX_TOKENS="16",
+    )
+    env.update(extra)
+    return env
+
+
+def run_coder(tmp_path, port, *args, input=None, timeout=120, **env):
+    return subprocess.run(
+        [sys.executable, "-m", "coder", *args],
+        cwd=tmp_path,
+        env=coder_env(tmp_path, port, **env),
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def cfg_for(tmp_path: Path, port: int, **server_keys) -> Config:
+    cfg = config.load(None, env={}, cwd=tmp_path)
+    cfg.llm.base_url = f"http://127.0.0.1:{port}/v1"
+    for key, value in server_keys.items():
+        setattr(cfg.llm.server, key, value)
+    return cfg
+
+
+# ------------------------------------------------------------ command line
+
+
+def test_every_flag_the_builder_emits_parses_in_the_engine(tmp_path):
+    cfg = cfg_for(
+        tmp_path, 8099, threads=2, n_gpu_layers=0, n_cpu_moe=1, chat_template_file="t.jinja"
+    )
+    cfg.llm.api_key = "secret"
+    cmd = server.build_command(cfg, [], "/m.gguf")
+    args = engine.parse_args(cmd)
+    assert (args.model, args.port, args.ctx_size, args.parallel) == ("/m.gguf", 8099, 8192, 1)
+    assert args.host == "127.0.0.1" and args.api_key == "secret" and args.cache_ram == 1024
+    cfg.llm.server.jinja = False
+    assert engine.parse_args(server.build_command(cfg, [], "/m.gguf")).jinja is False
+    assert "***" in server.redact(cmd) and "secret" not in server.redact(cmd)
+
+
+def test_builder_flags_match_llama_server_help_when_present(tmp_path):
+    binary = os.environ.get("LLAMA_SERVER") or shutil_which("llama-server")
+    if not binary:
+        pytest.skip(
+            "no llama-server binary on this machine; the engine parser test covers the flags"
+        )
+    help_text = subprocess.run([binary, "--help"], capture_output=True, text=True).stdout
+    cfg = cfg_for(tmp_path, 8099, threads=2, n_gpu_layers=0, n_cpu_moe=1)
+    for flag in server.build_command(cfg, [], "/m.gguf"):
+        if flag.startswith("-"):
+            assert flag in help_text, flag
+
+
+def shutil_which(name):
+    import shutil
+
+    return shutil.which(name)
+
+
+def test_engine_rejects_an_unsupported_flag_by_name(model_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "coder.engine", "-m", str(model_path), "--rope-freq-base", "1"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and "--rope-freq-base" in proc.stderr
+
+
+# ------------------------------------------------------------------- reuse
+
+
+def test_external_server_is_reused_and_left_running(tmp_path, engine_url):
+    port = int(engine_url.rsplit(":", 1)[1].split("/")[0])
+    before = {p.pid for p in servers_on(port)}
+    proc = run_coder(tmp_path, port, "-q", "Say hi")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip()
+    assert "starting" not in proc.stderr
+    assert {p.pid for p in servers_on(port)} == before
+    assert server.probe(engine_url.removesuffix("/v1")).state == "ready"
+
+
+def test_port_held_by_plain_http_server_fails_with_exit_3(tmp_path):
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    port = httpd.server_address[1]
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        proc = run_coder(tmp_path, port, "-q", "hi")
+    finally:
+        httpd.shutdown()
+    assert proc.returncode == 3
+    assert f"127.0.0.1:{port}" in proc.stderr
+    assert servers_on(port) == []
+
+
+# ----------------------------------------------------- managed start/stop
+
+
+def test_managed_server_is_gone_after_normal_exit(tmp_path):
+    port = free_port()
+    proc = run_coder(tmp_path, port, "-q", "Say hi")
+    assert proc.returncode == 0, proc.stderr
+    assert "starting llama.cpp server" in proc.stderr
+    assert wait_gone(port) == []
+    assert (tmp_path / "logs" / "llama-server.log").is_file()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_managed_server_is_gone_after_signal(tmp_path, sig):
+    port = free_port()
+    coder = subprocess.Popen(
+        [sys.executable, "-m", "coder"],
+        cwd=tmp_path,
+        env=coder_env(tmp_path, port),
+        stdin=subprocess.PIPE,  # the line loop waits for tasks: coder stays mid-session
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", timeout=60)
+        assert servers_on(port)
+        coder.send_signal(sig)
+        coder.wait(15)
+    finally:
+        if coder.poll() is None:
+            coder.kill()
+    assert coder.returncode != 0
+    assert wait_gone(port) == []
+
+
+def test_managed_server_dies_with_coder_even_on_sigkill(tmp_path):
+    port = free_port()
+    coder = subprocess.Popen(
+        [sys.executable, "-m", "coder"],
+        cwd=tmp_path,
+        env=coder_env(tmp_path, port),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_healthy(f"http://127.0.0.1:{port}", timeout=60)
+    coder.kill()
+    coder.wait()
+    assert wait_gone(port) == []
+
+
+def test_missing_model_fails_fast_naming_the_path(tmp_path):
+    port = free_port()
+    missing = tmp_path / "nope.gguf"
+    start = time.monotonic()
+    proc = run_coder(tmp_path, port, "-q", "hi", "--model", str(missing))
+    assert time.monotonic() - start < 2
+    assert proc.returncode == 3 and str(missing) in proc.stderr
+    assert servers_on(port) == []
+
+
+def test_corrupt_model_fails_fast_naming_the_path(tmp_path):
+    port = free_port()
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF" + os.urandom(4096))
+    start = time.monotonic()
+    proc = run_coder(tmp_path, port, "-q", "hi", "--model", str(bad))
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 3, proc.stderr
+    assert str(bad) in proc.stderr
+    assert elapsed < 5  # interpreter + engine start; the failure itself is immediate
+    assert wait_gone(port) == []
+
+
+STUB = """#!/bin/sh
+# stands in for a llama-server binary: records its argv, then behaves as asked
+printf '%s\\n' "$@" > "{argv_file}"
+{then}
+"""
+
+
+def write_stub(tmp_path: Path, then: str) -> Path:
+    stub = tmp_path / "llama-server-stub"
+    stub.write_text(STUB.format(argv_file=tmp_path / "argv.txt", then=then))
+    stub.chmod(0o755)
+    return stub
+
+
+def test_startup_timeout_kills_the_whole_process_group(tmp_path):
+    port = free_port()
+    # A "server" that never becomes healthy and has a child of its own.
+    stub = write_stub(
+        tmp_path, "sleep 300 &\necho $! > " + str(tmp_path / "child.pid") + "\nsleep 300"
+    )
+    cfg = cfg_for(tmp_path, port, binary=str(stub))
+    cfg.llm.startup_timeout = 1.0
+    with pytest.raises(server.ServerError) as err:
+        server.connect(cfg, tmp_path / "logs")
+    assert "startup_timeout" in str(err.value) and f"127.0.0.1:{port}" in str(err.value)
+    child = int((tmp_path / "child.pid").read_text())
+    time.sleep(0.2)
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE
+
+
+def test_llama_server_env_binary_gets_the_same_flags(tmp_path, model_path):
+    port = free_port()
+    stub = write_stub(tmp_path, f'exec "{sys.executable}" -m coder.engine "$@"')
+    proc = run_coder(
+        tmp_path, port, "-q", "Say hi", "--model", str(model_path), LLAMA_SERVER=str(stub)
+    )
+    assert proc.returncode == 0, proc.stderr
+    argv = (tmp_path / "argv.txt").read_text().splitlines()
+    cfg = cfg_for(tmp_path, port)
+    assert argv == server.build_command(cfg, [], str(model_path))
+    assert wait_gone(port) == []
+
+
+def test_dead_managed_server_is_restarted(tmp_path):
+    port = free_port()
+    cfg = cfg_for(tmp_path, port)
+    messages: list[str] = []
+    s = server.connect(cfg, tmp_path / "logs", messages.append)
+    try:
+        first = s.pid
+        os.killpg(first, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while s.restarts == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert s.restarts == 1 and s.pid != first, messages
+        assert any("died" in m for m in messages)
+        assert server.probe(s.endpoint.root).state == "ready"
+    finally:
+        server.stop(s)
+    assert wait_gone(port) == []
+
+
+def test_detached_start_status_stop_with_pidfile(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    port = free_port()
+    start = run_coder(tmp_path, port, "server", "start")
+    assert start.returncode == 0, start.stderr
+    try:
+        status = run_coder(tmp_path, port, "server", "status")
+        assert status.returncode == 0 and "ready" in status.stdout
+        assert "coder server start" in status.stdout
+        # a coder session reuses the detached server and leaves it running
+        assert run_coder(tmp_path, port, "-q", "hi").returncode == 0
+        assert servers_on(port)
+    finally:
+        stop = run_coder(tmp_path, port, "server", "stop")
+    assert stop.returncode == 0 and "stopped" in stop.stdout
+    assert wait_gone(port) == []
+
+
+def test_stop_never_kills_a_recycled_pid(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    victim = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        ep = server.Endpoint("127.0.0.1", 9, "http://127.0.0.1:9/v1")
+        path = server.pidfile_path(ep)
+        path.parent.mkdir(parents=True)
+        real = psutil.Process(victim.pid).create_time()
+        path.write_text(f'{{"pid": {victim.pid}, "create_time": {real - 100}}}')
+        assert server.stop_detached(ep) is False
+        assert victim.poll() is None
+    finally:
+        victim.kill()
