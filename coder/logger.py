@@ -1,0 +1,407 @@
+"""Buffered background JSONL writer.
+
+The caller only appends to a deque (O(1), no lock, no I/O); one daemon thread
+serialises batches with orjson and appends them with a single O_APPEND write
+under an flock, so several coder processes can share a log directory. Files:
+``<dir>/coder-YYYYMMDD.jsonl`` (UTC date), then ``coder-YYYYMMDD.1.jsonl``,
+``.2.jsonl``... once a file passes ``rotate_mib`` (no renames: the active file
+is the highest-numbered one). See docs/log-format.md.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fcntl
+import os
+import re
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+# Losing one of these would make a session impossible to rebuild or score:
+# when the queue is full they wait briefly, then are written synchronously.
+NEVER_DROP = frozenset(
+    {
+        "session_start",
+        "session_end",
+        "user_message",
+        "model_call",
+        "tool_result",
+        "reward",
+        "message",
+        "blob",
+        "compaction",
+    }
+)
+
+_NAME_RE = re.compile(r"^coder-(\d{8})(?:\.(\d+))?\.jsonl$")
+_OPTS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY
+
+
+def _dumps(record: Any) -> bytes:
+    return orjson.dumps(record, default=str, option=_OPTS)
+
+
+def log_file_name(day: str, segment: int) -> str:
+    return f"coder-{day}.jsonl" if segment == 0 else f"coder-{day}.{segment}.jsonl"
+
+
+def _sort_key(path: Path) -> tuple:
+    m = _NAME_RE.match(path.name)
+    if m:
+        return (0, m.group(1), int(m.group(2) or 0), "")
+    return (1, "", 0, path.name)
+
+
+def list_log_files(directory: str | os.PathLike) -> list[Path]:
+    """All *.jsonl files under ``directory`` in write order (day, then segment)."""
+    d = Path(directory)
+    if not d.is_dir():
+        return []
+    return sorted((p for p in d.rglob("*.jsonl") if p.is_file()), key=_sort_key)
+
+
+def _repair_tail(fd: int) -> int:
+    """Cut a torn last line (no trailing newline) back to the last newline.
+
+    Must be called with the flock held. Returns 1 if something was cut.
+    """
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return 0
+    pos = size
+    chunk = 65536
+    keep = 0
+    while pos > 0:
+        start = max(0, pos - chunk)
+        buf = os.pread(fd, pos - start, start)
+        i = buf.rfind(b"\n")
+        if i >= 0:
+            keep = start + i + 1
+            break
+        pos = start
+    os.ftruncate(fd, keep)
+    return 1
+
+
+class Logger:
+    """Non-blocking JSONL logger. ``log()`` never touches the disk."""
+
+    def __init__(
+        self,
+        dir: str | os.PathLike = "logs",
+        buffer_size: int = 1000,
+        flush_interval: float = 1.0,
+        rotate_mib: float = 256,
+        fsync_interval: float = 5.0,
+        block_timeout: float = 0.05,
+    ) -> None:
+        self.dir = Path(dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.buffer_size = max(1, int(buffer_size))
+        self.flush_interval = flush_interval
+        self.rotate_bytes = max(1, int(rotate_mib * 1024 * 1024))
+        self.fsync_interval = fsync_interval
+        self.block_timeout = block_timeout
+        self._high_water = max(1, self.buffer_size // 2)
+
+        self._q: deque = deque()
+        self._wake = threading.Event()
+        self._space = threading.Condition(threading.Lock())
+        # Re-entrant: a signal handler may call close() while this thread is
+        # inside a synchronous write.
+        self._io = threading.RLock()
+        self._closed = False
+        self._closing = False
+
+        self._written = 0
+        self._dropped = 0
+        self._bytes = 0
+        self._torn = 0
+        self._sync_writes = 0
+        self._errors = 0
+
+        self._fd: int | None = None
+        self.path: Path | None = None
+        self._day = ""
+        self._day_end = 0.0
+        self._size = 0
+        self._last_fsync = time.monotonic()
+        self._dirty = False
+        with self._io:
+            self._open_current()
+
+        self._thread = threading.Thread(target=self._run, name="coder-logger", daemon=True)
+        self._thread.start()
+
+    # ----------------------------------------------------------------- caller
+
+    def log(self, record: dict) -> None:
+        """Queue one record. O(1); drops low-value records when the queue is full."""
+        q = self._q
+        if len(q) < self.buffer_size and not self._closing:
+            q.append(record)
+            if len(q) >= self._high_water and not self._wake.is_set():
+                self._wake.set()
+            return
+        self._log_slow(record)
+
+    def _log_slow(self, record: dict) -> None:
+        important = record.get("type") in NEVER_DROP
+        if self._closed or self._closing:
+            if important:
+                self._write_sync(record)
+            else:
+                self._dropped += 1
+            return
+        if not important:
+            self._dropped += 1
+            self._wake.set()
+            return
+        self._wake.set()
+        deadline = time.monotonic() + self.block_timeout
+        with self._space:
+            while len(self._q) >= self.buffer_size and not self._closing:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._space.wait(left)
+        if len(self._q) < self.buffer_size and not self._closing:
+            self._q.append(record)
+            return
+        self._write_sync(record)
+
+    def _write_sync(self, record: dict) -> None:
+        # Drain what is queued first so the file keeps the order of log() calls
+        # (a model_call must follow the message records it references).
+        with self._io:
+            self._sync_writes += 1
+            batch = self._take_all()
+            batch.append(record)
+            if self._fd is None:
+                self._write_closed(batch)
+            else:
+                self._write_batch(batch)
+
+    def _write_closed(self, batch: list) -> None:
+        # After close(): open, append, fsync, close again.
+        with self._io:
+            self._open_current()
+            self._write_batch(batch)
+            self._fsync()
+            self._close_fd()
+
+    def stats(self) -> dict:
+        return {
+            "queued": len(self._q),
+            "written": self._written,
+            "dropped": self._dropped,
+            "bytes": self._bytes,
+            "torn_lines_repaired": self._torn,
+            "sync_writes": self._sync_writes,
+            "errors": self._errors,
+            "file": str(self.path) if self.path else None,
+        }
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Write everything queued now (blocks; for tests and /export)."""
+        with self._io:
+            batch = self._take_all()
+            if batch:
+                self._write_batch(batch)
+            self._fsync()
+        return True
+
+    def close(self, timeout: float = 5.0) -> bool:
+        """Drain the queue, fsync and close. Idempotent; True if fully drained."""
+        if self._closed:
+            return True
+        self._closing = True
+        self._wake.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+        ok = not self._thread.is_alive()
+        with self._io:
+            batch = self._take_all()
+            if batch:
+                self._write_batch(batch)
+            self._fsync()
+            self._close_fd()
+            self._closed = True
+            late = self._take_all()  # a log() racing with close()
+            if late:
+                self._write_closed(late)
+        with self._space:
+            self._space.notify_all()
+        return ok
+
+    def __enter__(self) -> Logger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- writer
+
+    def _run(self) -> None:
+        while not self._closing:
+            self._wake.wait(self.flush_interval)
+            self._wake.clear()
+            try:
+                with self._io:
+                    if self._closed:
+                        return
+                    batch = self._take_all()
+                    if batch:
+                        self._write_batch(batch)
+                    if self._dirty and time.monotonic() - self._last_fsync >= self.fsync_interval:
+                        self._fsync()
+            except Exception:  # never let the writer die: count and go on
+                self._errors += 1
+            with self._space:
+                self._space.notify_all()
+
+    def _take_all(self) -> list:
+        q = self._q
+        pop = q.popleft
+        out = []
+        append = out.append
+        with contextlib.suppress(IndexError):
+            for _ in range(len(q)):
+                append(pop())
+        return out
+
+    def _serialise(self, batch: Iterable[dict]) -> tuple[bytes, int]:
+        parts = []
+        n = 0
+        for rec in batch:
+            try:
+                parts.append(_dumps(rec))
+                n += 1
+            except Exception:
+                self._errors += 1
+                self._dropped += 1
+        return b"".join(parts), n
+
+    def _write_batch(self, batch: list) -> None:
+        data, n = self._serialise(batch)
+        if not data:
+            return
+        self._maybe_switch_file()
+        fd = self._fd
+        assert fd is not None
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            # Another process may have died mid-write: never glue onto its torn line.
+            self._torn += _repair_tail(fd)
+            view = memoryview(data)
+            while view:
+                k = os.write(fd, view)
+                view = view[k:]
+            self._size = os.fstat(fd).st_size
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        self._written += n
+        self._bytes += len(data)
+        self._dirty = True
+
+    # ------------------------------------------------------------------ files
+
+    def _open_current(self) -> None:
+        now = time.time()
+        day = time.strftime("%Y%m%d", time.gmtime(now))
+        self._day = day
+        self._day_end = (now // 86400 + 1) * 86400
+        seg = 0
+        for p in self.dir.glob(f"coder-{day}*.jsonl"):
+            m = _NAME_RE.match(p.name)
+            if m and m.group(1) == day:
+                seg = max(seg, int(m.group(2) or 0))
+        while True:
+            path = self.dir / log_file_name(day, seg)
+            # O_RDWR for pread/ftruncate of a torn tail; O_APPEND keeps every write at EOF.
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                self._torn += _repair_tail(fd)
+                size = os.fstat(fd).st_size
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            if size < self.rotate_bytes:
+                break
+            os.close(fd)
+            seg += 1
+        self._fd = fd
+        self.path = path
+        self._size = size
+
+    def _maybe_switch_file(self) -> None:
+        if self._fd is None:
+            self._open_current()
+        elif self._size >= self.rotate_bytes or time.time() >= self._day_end:
+            self._fsync()
+            self._close_fd()
+            self._open_current()
+
+    def _fsync(self) -> None:
+        if self._fd is not None and self._dirty:
+            with contextlib.suppress(OSError):
+                os.fsync(self._fd)
+        self._dirty = False
+        self._last_fsync = time.monotonic()
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
+
+# ------------------------------------------------------------- exit handling
+
+_EXIT_SIGNALS = ("SIGTERM", "SIGHUP")
+
+
+def install_exit_handlers(logger: Logger) -> None:
+    """Drain and close ``logger`` on normal exit, exceptions, Ctrl-C, SIGTERM, SIGHUP.
+
+    Normal exit, uncaught exceptions and Ctrl-C (KeyboardInterrupt) reach
+    atexit. SIGTERM/SIGHUP (and SIGINT when its handler is SIG_DFL) get a
+    handler that closes the logger and then does what the previous handler
+    would: call it, ignore, or restore the default and re-raise the signal.
+    Must be called from the main thread.
+    """
+    atexit.register(logger.close)
+    names = list(_EXIT_SIGNALS)
+    if signal.getsignal(signal.SIGINT) is signal.SIG_DFL:
+        names.append("SIGINT")
+    for name in names:
+        sig = getattr(signal, name, None)
+        if sig is None:
+            continue
+        prev = signal.getsignal(sig)
+        if prev is signal.SIG_IGN:
+            continue
+        signal.signal(sig, _make_handler(logger, sig, prev))
+
+
+def _make_handler(logger: Logger, sig: int, prev: Any):
+    def handler(signum: int, frame: Any) -> None:
+        with contextlib.suppress(Exception):
+            logger.close(timeout=2.0)
+        if callable(prev):
+            prev(signum, frame)
+            return
+        if prev is signal.SIG_IGN:
+            return
+        signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)
+
+    return handler

@@ -1,0 +1,234 @@
+"""Logger: drops, never-drop types, rotation, torn lines, crashes and signals (real processes)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from coder.logger import Logger, list_log_files
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def read_lines(d: Path) -> list[bytes]:
+    out: list[bytes] = []
+    for p in list_log_files(d):
+        out.extend(p.read_bytes().splitlines(keepends=True))
+    return out
+
+
+def read_records(d: Path) -> list[dict]:
+    return [orjson.loads(line) for line in read_lines(d)]
+
+
+def test_log_close_stats(tmp_path: Path) -> None:
+    lg = Logger(tmp_path, flush_interval=0.05)
+    for i in range(500):
+        lg.log({"type": "model_call", "i": i})
+    assert lg.close()
+    recs = read_records(tmp_path)
+    assert [r["i"] for r in recs] == list(range(500))
+    st = lg.stats()
+    assert st["written"] == 500 and st["dropped"] == 0 and st["queued"] == 0
+    assert st["bytes"] == sum(p.stat().st_size for p in list_log_files(tmp_path))
+    assert list_log_files(tmp_path)[0].name.startswith("coder-")
+
+
+def test_never_drop_types_survive_a_full_queue(tmp_path: Path) -> None:
+    lg = Logger(tmp_path, buffer_size=20, flush_interval=5.0, block_timeout=0.01)
+    # Stall the writer (and the synchronous path) by holding its I/O lock in
+    # another thread: the queue fills while the disk is "busy".
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with lg._io:
+            held.set()
+            release.wait(5)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    held.wait(5)
+    important = ["model_call", "tool_result", "reward", "session_end", "session_start"]
+    important += ["user_message", "message", "blob"]
+    sent_important = []
+
+    def produce() -> None:
+        for i in range(200):
+            lg.log({"type": "stream_delta", "i": i})
+            if i % 10 == 0:
+                typ = important[(i // 10) % len(important)]
+                lg.log({"type": typ, "i": i})
+                sent_important.append(i)
+
+    p = threading.Thread(target=produce)
+    p.start()
+    time.sleep(0.2)
+    release.set()
+    p.join(10)
+    t.join(5)
+    assert lg.close()
+    recs = read_records(tmp_path)
+    kept_important = [r["i"] for r in recs if r["type"] != "stream_delta"]
+    assert kept_important == sent_important  # all of them, in order
+    st = lg.stats()
+    lows = sum(1 for r in recs if r["type"] == "stream_delta")
+    assert st["dropped"] > 0
+    assert lows + st["dropped"] == 200
+    assert st["written"] == len(recs) == lows + len(sent_important)
+    assert st["queued"] == 0
+
+
+def test_rotation_keeps_order_and_names(tmp_path: Path) -> None:
+    lg = Logger(tmp_path, rotate_mib=2 / 1024, flush_interval=0.01)  # 2 KiB files
+    for i in range(300):
+        lg.log({"type": "message", "i": i, "pad": "x" * 50})
+        if i % 50 == 0:
+            lg.flush()
+    lg.close()
+    files = list_log_files(tmp_path)
+    assert len(files) > 3
+    day = files[0].name.split(".")[0]
+    assert files[0].name == f"{day}.jsonl"
+    assert files[1].name == f"{day}.1.jsonl" and files[2].name == f"{day}.2.jsonl"
+    assert [r["i"] for r in read_records(tmp_path)] == list(range(300))
+
+
+def test_torn_last_line_is_cut_and_counted(tmp_path: Path) -> None:
+    lg = Logger(tmp_path)
+    lg.log({"type": "reward", "i": 0})
+    lg.close()
+    path = list_log_files(tmp_path)[0]
+    with open(path, "ab") as f:
+        f.write(b'{"type": "model_call", "i": 1, "trunc')  # crash mid-write
+    lg2 = Logger(tmp_path)
+    lg2.log({"type": "reward", "i": 2})
+    lg2.close()
+    assert lg2.stats()["torn_lines_repaired"] == 1
+    assert [r["i"] for r in read_records(tmp_path)] == [0, 2]
+    assert path.read_bytes().endswith(b"\n")
+
+
+def test_logging_after_close_still_writes_important(tmp_path: Path) -> None:
+    lg = Logger(tmp_path)
+    lg.close()
+    lg.log({"type": "session_end", "i": 1})
+    lg.log({"type": "debug", "i": 2})
+    assert [r["i"] for r in read_records(tmp_path)] == [1]
+    assert lg.stats()["dropped"] == 1
+
+
+CHILD = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    sys.path.insert(0, {root!r})
+    from coder.logger import Logger, install_exit_handlers
+    mode = sys.argv[1]
+    lg = Logger(sys.argv[2], flush_interval=float(sys.argv[3]))
+    if mode == "chain":
+        def mine(signum, frame):
+            open(os.path.join(sys.argv[2], "chained"), "w").write(str(signum))
+            sys.exit(7)
+        signal.signal(signal.SIGTERM, mine)
+    if mode != "nohandlers":
+        install_exit_handlers(lg)
+    n = int(sys.argv[4])
+    for i in range(n):
+        lg.log({{"type": "model_call", "i": i, "pad": "y" * 200}})
+    if mode == "raise":
+        raise RuntimeError("boom")
+    if mode == "stream":
+        i = n
+        print("ready", flush=True)
+        while True:
+            lg.log({{"type": "model_call", "i": i, "pad": "y" * 200}})
+            i += 1
+            if i % 100 == 0:
+                time.sleep(0.001)
+    print("ready", flush=True)
+    time.sleep(30)
+    """
+).format(root=str(ROOT))
+
+
+def spawn(tmp_path: Path, *args: str) -> subprocess.Popen:
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    return subprocess.Popen(
+        [sys.executable, str(script), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_kill9_mid_stream_leaves_valid_prefix_and_next_logger_appends(tmp_path: Path) -> None:
+    d = tmp_path / "logs"
+    proc = spawn(tmp_path, "stream", str(d), "0.02", "0")
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    data = b"".join(read_lines(d))
+    lines = data.split(b"\n")
+    complete, tail = lines[:-1], lines[-1]  # tail is b"" unless a line was torn
+    recs = [orjson.loads(line) for line in complete]
+    assert len(recs) > 100
+    assert [r["i"] for r in recs] == list(range(len(recs)))  # contiguous, no garbage
+    lg = Logger(d)
+    lg.log({"type": "session_start", "i": -1})
+    lg.close()
+    assert lg.stats()["torn_lines_repaired"] == (1 if tail else 0)
+    after = read_records(d)
+    assert after[-1]["i"] == -1 and len(after) == len(recs) + 1
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP", "SIGINT"])
+def test_signal_with_exit_handlers_loses_nothing(tmp_path: Path, sig: str) -> None:
+    d = tmp_path / "logs"
+    # flush_interval 30 s: everything is still queued when the signal lands
+    proc = spawn(tmp_path, "plain", str(d), "30", "600")
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(getattr(signal, sig))
+    rc = proc.wait(10)
+    if sig == "SIGINT":
+        assert "KeyboardInterrupt" in proc.stderr.read()  # then atexit drains
+    assert rc == -getattr(signal, sig)  # default behaviour re-raised
+    assert [r["i"] for r in read_records(d)] == list(range(600))
+
+
+def test_sigterm_chains_previous_handler(tmp_path: Path) -> None:
+    d = tmp_path / "logs"
+    proc = spawn(tmp_path, "chain", str(d), "30", "300")
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == 7
+    assert (d / "chained").read_text() == str(int(signal.SIGTERM))
+    assert len(read_records(d)) == 300
+
+
+def test_uncaught_exception_drains(tmp_path: Path) -> None:
+    d = tmp_path / "logs"
+    proc = spawn(tmp_path, "raise", str(d), "30", "400")
+    assert proc.wait(10) == 1
+    assert len(read_records(d)) == 400
+
+
+def test_processes_sharing_a_dir_do_not_corrupt_each_other(tmp_path: Path) -> None:
+    d = tmp_path / "logs"
+    procs = [spawn(tmp_path, "raise", str(d), "0.001", "3000") for _ in range(3)]
+    for p in procs:
+        p.wait(30)
+    recs = read_records(d)  # every line parses
+    assert len(recs) == 9000
+    assert all(r["pad"] == "y" * 200 for r in recs)
+    assert os.path.getsize(list_log_files(d)[0]) == sum(len(x) for x in read_lines(d))
