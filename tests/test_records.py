@@ -1,0 +1,268 @@
+"""Recorder + read_sessions: exact prompt rebuild, linear growth, no secrets in the log."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orjson
+import pytest
+
+from coder.logger import Logger, list_log_files
+from coder.records import ReadStats, Recorder, from_ranges, read_sessions, to_ranges
+
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "read_file",
+            "description": "Read a file inside the workspace and return its text. " * 4,
+            "parameters": {
+                "type": "object",
+                "properties": {"path": {"type": "string", "description": "relative path"}},
+                "required": ["path"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "run_shell",
+            "description": "Run a shell command in the workspace. " * 4,
+            "parameters": {
+                "type": "object",
+                "properties": {"command": {"type": "string"}},
+                "required": ["command"],
+            },
+        },
+    },
+]
+CONFIG = {"llm": {"base_url": "http://127.0.0.1:8080/v1", "api_key": None}, "agent": {}}
+MODEL = {"alias": "smol", "path": "/m/smol.gguf", "chat_template": "{{ messages }}"}
+
+
+def logprobs_for(text: str) -> list[dict]:
+    return [
+        {"id": 100 + i, "token": ch, "bytes": list(ch.encode()), "logprob": -0.1 * i}
+        for i, ch in enumerate(text[:20])
+    ]
+
+
+def converse(rec: Recorder, steps: int, task: str = "fix the failing test", turn: int = 1):
+    """A realistic multi-step turn through the Recorder; returns the requests sent."""
+    messages: list[dict] = [
+        {"role": "system", "content": "You are coder. " * 40},
+        {"role": "user", "content": task},
+    ]
+    rec.user_message(turn, task)
+    sent = []
+    for step in range(steps):
+        request = {
+            "model": "smol",
+            "messages": list(messages),
+            "tools": TOOLS,
+            "temperature": 0.2,
+            "top_p": 0.9,
+            "max_tokens": 512,
+            "stream": True,
+            "logprobs": True,
+        }
+        if step == steps - 1:
+            reply = {"role": "assistant", "content": f"Done after {steps} steps."}
+        else:
+            args = json.dumps({"path": f"src/mod{step}.py"})
+            reply = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": f"call_{turn}_{step}",
+                        "type": "function",
+                        "function": {"name": "read_file", "arguments": args},
+                    }
+                ],
+            }
+        raw = reply["content"] or reply["tool_calls"][0]["function"]["arguments"]
+        rec.model_call(
+            turn=turn,
+            step=step,
+            request=request,
+            response_message=reply,
+            raw_content=raw,
+            finish_reason="stop" if step == steps - 1 else "tool_calls",
+            usage={"prompt_tokens": 100 + 50 * step, "completion_tokens": 20},
+            timings={"prompt_n": 50, "cache_n": 50 * step, "predicted_n": 20},
+            logprobs=logprobs_for(raw),
+            protocol="native",
+            duration_ms=12.5,
+        )
+        sent.append(request)
+        messages.append(reply)
+        if step < steps - 1:
+            out = f"# contents of src/mod{step}.py\n" + "x = 1\n" * 30
+            rec.tool_result(
+                turn=turn,
+                step=step,
+                call_id=f"call_{turn}_{step}",
+                name="read_file",
+                arguments={"path": f"src/mod{step}.py"},
+                output=out,
+                is_error=False,
+                duration_ms=0.4,
+            )
+            messages.append({"role": "tool", "tool_call_id": f"call_{turn}_{step}", "content": out})
+    return sent
+
+
+def record_session(d: Path, steps: int, session_id: str | None = None, **kw) -> list[dict]:
+    lg = Logger(d)
+    rec = Recorder(lg, session_id)
+    rec.session_start(
+        config=kw.get("config", CONFIG), model=MODEL, tools=TOOLS, workspace="/w", git_head="abc"
+    )
+    sent = converse(rec, steps)
+    rec.reward(1.0, "verifier", "tests pass")
+    rec.session_end("done")
+    lg.close()
+    return sent
+
+
+def log_bytes(d: Path) -> int:
+    return sum(p.stat().st_size for p in list_log_files(d))
+
+
+def test_ranges_round_trip() -> None:
+    ids = [0, 1, 2, 5, 6, 3, 3]
+    assert to_ranges(ids) == [[0, 2], [5, 6], [3, 3], [3, 3]]
+    assert from_ranges(to_ranges(ids)) == ids
+
+
+def test_every_prompt_rebuilds_exactly(tmp_path: Path) -> None:
+    sent = record_session(tmp_path, 12, "s1")
+    sessions = list(read_sessions(list_log_files(tmp_path)))
+    assert len(sessions) == 1
+    s = sessions[0]
+    assert s.session_id == "s1" and s.end["reason"] == "done"
+    assert len(s.calls) == 12
+    for call, req in zip(s.calls, sent, strict=True):
+        assert call.request == orjson.loads(orjson.dumps(req))
+        assert list(call.request) == list(req)  # key order too
+    assert s.tools == TOOLS
+    assert s.calls[0].model["alias"] == "smol"
+    assert s.start["chat_template_hash"] and "chat_template" not in s.start["model"]
+    tok = s.calls[1].tokens
+    assert tok["ids"][:2] == [100, 101] and len(tok["logprobs"]) == len(tok["tokens"])
+    assert s.calls[0].response["tool_calls"][0]["function"]["name"] == "read_file"
+
+
+def test_log_grows_linearly_not_quadratically(tmp_path: Path) -> None:
+    record_session(tmp_path / "a", 10)
+    record_session(tmp_path / "b", 40)
+    small, big = log_bytes(tmp_path / "a"), log_bytes(tmp_path / "b")
+    # 4x the steps: linear is ~4x, quadratic would be ~16x.
+    assert 3.0 < big / small < 5.0, (small, big)
+    naive = sum(len(orjson.dumps(r)) for r in converse(Recorder(Logger(tmp_path / "c")), 40))
+    assert big < naive / 3  # and far below logging every request whole
+
+
+def test_no_api_key_in_any_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = "sk-local-7f3a9c2e5b1d"
+    env_key = "env-key-0123456789"
+    monkeypatch.setenv("CODER_API_KEY", env_key)
+    config = {"llm": {"api_key": key, "headers": {"Authorization": f"Bearer {key}"}}}
+    lg = Logger(tmp_path)
+    rec = Recorder(lg)
+    rec.session_start(
+        config=config,
+        model={"alias": "smol", "api_key": key},
+        tools=TOOLS,
+        workspace="/w",
+        git_head=None,
+        extra={"Authorization": f"Bearer {key}"},
+    )
+    rec.user_message(1, f"my key is {key}")
+    rec.model_call(
+        turn=1,
+        step=0,
+        request={
+            "model": "smol",
+            "messages": [{"role": "user", "content": f"use {key} and {env_key}"}],
+            "api_key": key,
+            "extra_headers": {"Authorization": f"Bearer {key}"},
+        },
+        response_message={"role": "assistant", "content": f"ok {key}"},
+        raw_content=f"ok {key}",
+        finish_reason="stop",
+        usage=None,
+        timings=None,
+        logprobs=None,
+        protocol="json",
+    )
+    rec.tool_result(
+        turn=1,
+        step=0,
+        call_id="c",
+        name="run_shell",
+        arguments={"command": "env"},
+        output=f"CODER_API_KEY={env_key}\nOPENAI_API_KEY={key}",
+        is_error=False,
+        duration_ms=1.0,
+    )
+    rec.session_end("done")
+    lg.close()
+    data = b"".join(p.read_bytes() for p in list_log_files(tmp_path))
+    assert len(data.splitlines()) >= 6
+    assert key.encode() not in data
+    assert env_key.encode() not in data
+    assert b"Bearer" not in data
+    s = next(read_sessions(list_log_files(tmp_path)))
+    assert s.start["config"]["llm"]["api_key"] == "[REDACTED]"
+    assert s.calls[0].tokens is None and "not requested" in s.calls[0].record["tokens_note"]
+
+
+def test_reader_skips_corrupt_lines_and_handles_interleaving(tmp_path: Path) -> None:
+    lg = Logger(tmp_path)
+    a, b = Recorder(lg, "A"), Recorder(lg, "B")
+    for r in (a, b):
+        r.session_start(config=CONFIG, model=MODEL, tools=TOOLS, workspace="/w", git_head=None)
+    converse(a, 2, "task a")
+    converse(b, 3, "task b")
+    a.reward(0.5, "user", turn=1)
+    a.session_end("done")  # B never ends (crash)
+    lg.close()
+    path = list_log_files(tmp_path)[0]
+    with open(path, "ab") as f:
+        f.write(b"not json at all\n[1, 2]\n")
+    st = ReadStats()
+    got = {s.session_id: s for s in read_sessions([path], st)}
+    assert set(got) == {"A", "B"} and st.skipped_lines == 2 and st.sessions == 2
+    assert got["B"].end is None and len(got["B"].calls) == 3
+    assert got["A"].reward_for(1)["value"] == 0.5 and got["A"].reward_for(2) is None
+    assert got["A"].calls[1].request["messages"][1]["content"] == "task a"
+
+
+def test_missing_message_marks_call_broken(tmp_path: Path) -> None:
+    record_session(tmp_path, 3, "s")
+    path = list_log_files(tmp_path)[0]
+    lines = [ln for ln in path.read_bytes().splitlines() if b'"id":1,' not in ln]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    st = ReadStats()
+    s = next(read_sessions([path], st))
+    assert st.broken_calls >= 1 and s.calls[-1].request is None
+
+
+def test_session_end_reports_logger_stats_and_reward_validation(tmp_path: Path) -> None:
+    lg = Logger(tmp_path)
+    rec = Recorder(lg)
+    with pytest.raises(ValueError):
+        rec.reward(1, "oracle")
+    rec.compaction(turn=3, dropped_messages=4, tokens_before=3000, tokens_after=900)
+    rec.session_end("exit")
+    rec.session_end("exit")  # idempotent
+    lg.close()
+    s = next(read_sessions(list_log_files(tmp_path)))
+    assert s.end["dropped"] == 0 and "written" in s.end["logger"]
+    assert s.compactions[0]["tokens_after"] == 900
+    recs = [orjson.loads(x) for x in list_log_files(tmp_path)[0].read_bytes().splitlines()]
+    for r in recs:
+        assert {"v", "ts", "type", "session_id", "turn", "step"} <= set(r) and r["v"] == 1
