@@ -1,0 +1,221 @@
+"""export(): each format's row shape, filters, corrupt input, atomic output."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from coder import export as export_mod
+from coder.export import advantages, export
+from coder.logger import Logger, list_log_files
+from coder.records import Recorder
+
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "read_file",
+            "description": "Read a file in the workspace.",
+            "parameters": {
+                "type": "object",
+                "properties": {"path": {"type": "string"}},
+                "required": ["path"],
+            },
+        },
+    }
+]
+SYSTEM = {"role": "system", "content": "You are coder, a coding agent. " * 10}
+
+
+def call(rec: Recorder, turn: int, step: int, messages: list, reply: dict, **kw) -> None:
+    rec.model_call(
+        turn=turn,
+        step=step,
+        request={"model": "smol", "messages": list(messages), "tools": TOOLS, "temperature": 0.7},
+        response_message=reply,
+        raw_content=reply.get("content") or json.dumps(reply.get("tool_calls")),
+        finish_reason="stop",
+        usage={"prompt_tokens": 10, "completion_tokens": 5},
+        timings=None,
+        logprobs=[{"id": 7, "token": "x", "logprob": -0.5}],
+        protocol="native",
+        **kw,
+    )
+
+
+def tool_call(path: str, cid: str = "call_0") -> dict:
+    return {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": cid,
+                "type": "function",
+                "function": {"name": "read_file", "arguments": json.dumps({"path": path})},
+            }
+        ],
+    }
+
+
+def rollout(lg: Logger, sid: str, task: str, path: str, reward: float | None, **extra) -> None:
+    """One agent session: read a file, answer; a verifier reward at the end."""
+    rec = Recorder(lg, sid)
+    rec.session_start(
+        config={}, model={"alias": "smol"}, tools=TOOLS, workspace="/w", git_head=None, extra=extra
+    )
+    msgs = [SYSTEM, {"role": "user", "content": task}]
+    rec.user_message(1, task)
+    tc = tool_call(path)
+    call(rec, 1, 0, msgs, tc)
+    msgs += [tc, {"role": "tool", "tool_call_id": "call_0", "content": f"text of {path}"}]
+    call(rec, 1, 1, msgs, {"role": "assistant", "content": f"I read {path}."})
+    if reward is not None:
+        rec.reward(reward, "verifier")
+    rec.session_end("done")
+
+
+@pytest.fixture
+def logs(tmp_path: Path) -> Path:
+    d = tmp_path / "logs"
+    lg = Logger(d)
+    for i, (path, r) in enumerate([("a.py", 1.0), ("b.py", 0.0), ("c.py", 0.5)]):
+        rollout(lg, f"roll{i}", "fix the bug", path, r, task_id="bug-1")
+    rollout(lg, "solo", "write docs", "README.md", None)
+    lg.close()
+    return d
+
+
+def rows(p: Path) -> list[dict]:
+    return [orjson.loads(x) for x in p.read_bytes().splitlines()]
+
+
+def test_sft_rows_are_trl_conversations(logs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "sft.jsonl"
+    st = export([logs], "sft", out, None, None, None, False)
+    assert (st.rows, st.skipped_lines, st.sessions) == (4, 0, 4)
+    r = rows(out)[0]
+    assert set(r) == {"messages", "tools"} and r["tools"] == TOOLS
+    roles = [m["role"] for m in r["messages"]]
+    assert roles == ["system", "user", "assistant", "tool", "assistant"]
+    args = r["messages"][2]["tool_calls"][0]["function"]["arguments"]
+    assert args == {"path": "a.py"}  # an object, as TRL's templates expect
+
+
+def test_openai_rows_have_string_arguments(logs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "oai.jsonl"
+    export([logs], "openai", out, None, None, None, False)
+    r = rows(out)[0]
+    assert set(r) == {"messages", "tools", "parallel_tool_calls"}
+    assert r["parallel_tool_calls"] is False
+    tc = r["messages"][2]["tool_calls"][0]
+    assert tc["type"] == "function" and tc["id"] == "call_0"
+    assert json.loads(tc["function"]["arguments"]) == {"path": "a.py"}
+    assert "content" not in r["messages"][2]  # null content dropped next to tool_calls
+    assert r["messages"][3] == {"role": "tool", "tool_call_id": "call_0", "content": "text of a.py"}
+
+
+def test_grpo_groups_identical_prompts(logs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "grpo.jsonl"
+    st = export([logs], "grpo", out, None, None, None, False)
+    assert st.rows == 1  # only the first call's prompt is shared by the 3 rollouts
+    r = rows(out)[0]
+    assert r["task_id"] == "bug-1"
+    assert [m["role"] for m in r["prompt"]] == ["system", "user"]
+    assert r["rewards"] == [1.0, 0.0, 0.5]
+    assert r["reward_sources"] == ["verifier"] * 3
+    assert r["session_ids"] == ["roll0", "roll1", "roll2"]
+    assert len(r["completions"]) == 3 and r["completions"][1][0]["role"] == "assistant"
+    assert r["completions"][1][0]["tool_calls"][0]["function"]["arguments"] == {"path": "b.py"}
+    assert sum(r["advantages"]) == pytest.approx(0.0, abs=1e-9)
+    assert r["advantages"][0] > r["advantages"][2] > r["advantages"][1]
+    assert r["completion_ids"] == [[7]] * 3 and r["tools"] == TOOLS
+    assert advantages([2.0, 2.0]) == [0.0, 0.0]
+
+
+def test_dpo_pairs_by_reward(logs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "dpo.jsonl"
+    st = export([logs], "dpo", out, None, None, None, False)
+    got = rows(out)
+    assert st.rows == 3 == len(got)  # (1,0) (1,.5) (.5,0)
+    for r in got:
+        assert {"prompt", "chosen", "rejected", "score_chosen", "score_rejected"} <= set(r)
+        assert r["score_chosen"] > r["score_rejected"]
+        assert r["chosen"][0]["role"] == "assistant" and r["rejected"] != r["chosen"]
+    st = export([logs], "dpo", out, None, 0.9, None, False)
+    assert st.rows == 2  # chosen must reach min_reward
+
+
+def test_filters(logs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "f.jsonl"
+    assert export([logs], "sft", out, None, 0.5, None, False).rows == 2
+    assert export([logs], "sft", out, None, None, "roll1", False).rows == 1
+    future = datetime.now() + timedelta(days=1)
+    assert export([logs], "sft", out, future, None, None, False).rows == 0
+    past = datetime.now() - timedelta(hours=1)
+    assert export([logs], "sft", out, past, None, None, False).rows == 4
+
+
+def test_turn_reward_applies_to_its_turn(tmp_path: Path) -> None:
+    d = tmp_path / "logs"
+    lg = Logger(d)
+    rec = Recorder(lg, "t")
+    rec.session_start(config={}, model={}, tools=TOOLS, workspace="/w", git_head=None)
+    msgs = [SYSTEM, {"role": "user", "content": "one"}]
+    call(rec, 1, 0, msgs, {"role": "assistant", "content": "first"})
+    rec.reward(1.0, "user", turn=1)
+    msgs += [{"role": "assistant", "content": "first"}, {"role": "user", "content": "two"}]
+    call(rec, 2, 0, msgs, {"role": "assistant", "content": "second"})
+    rec.reward(-1.0, "user", turn=2)
+    rec.session_end("exit")
+    lg.close()
+    out = tmp_path / "o.jsonl"
+    # the whole conversation ends in turn 2, whose reward is -1
+    assert export([d], "sft", out, None, 0.0, None, False).rows == 0
+    assert export([d], "sft", out, None, -1.0, None, False).rows == 1
+    assert len(rows(out)[0]["messages"]) == 5
+
+
+def test_corrupt_lines_are_skipped_and_counted(logs: Path, tmp_path: Path) -> None:
+    path = list_log_files(logs)[0]
+    data = path.read_bytes()
+    lines = data.splitlines(keepends=True)
+    garbage = b"\x00\xffgarbage{{{\n"
+    # a garbage line in the middle, and a truncated last line (crash mid-write)
+    path.write_bytes(b"".join(lines[:5]) + garbage + b"".join(lines[5:]) + lines[3][:25])
+    out = tmp_path / "sft.jsonl"
+    st = export([logs], "sft", out, None, None, None, False)
+    assert st.skipped_lines == 2 and st.rows == 4
+
+
+def test_atomic_output_default_dir_and_progress(
+    logs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "x" / "sft.jsonl"
+    out.parent.mkdir()
+    out.write_text("old\n")
+    with pytest.raises(ValueError):
+        export([logs], "bogus", out, None, None, None, False)
+    assert out.read_text() == "old\n"
+    monkeypatch.setattr(export_mod, "PROGRESS_MIN_BYTES", 0)  # draw the bar on tiny input
+    st = export([], "sft", out, None, None, None, True, log_dir=logs)
+    assert st.rows == 4 and len(rows(out)) == 4
+    assert sorted(p.name for p in out.parent.iterdir()) == ["sft.jsonl"]  # no temp left
+
+
+def test_sessions_spanning_rotated_files(tmp_path: Path) -> None:
+    d = tmp_path / "logs"
+    lg = Logger(d, rotate_mib=1 / 1024, flush_interval=0.01)
+    for i in range(6):
+        rollout(lg, f"r{i}", "same task", f"f{i}.py", float(i))
+        lg.flush()
+        time.sleep(0.001)
+    lg.close()
+    assert len(list_log_files(d)) > 2
+    out = tmp_path / "g.jsonl"
+    st = export([d], "grpo", out, None, None, None, False)
+    assert st.sessions == 6 and st.rows == 1 and len(rows(out)[0]["completions"]) == 6
