@@ -1,0 +1,496 @@
+"""File tools: read, write, edit, list, find. All paths go through the Workspace."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from pathlib import Path
+
+from tools import Tool, ToolContext, ToolError, register
+from tools.workspace import SKIP_DIRS, Workspace, compile_glob
+
+MAX_LIST = 500  # entries shown by list_dir / find_files / tree
+
+_MAGIC = [
+    (b"\x89PNG", "PNG image"),
+    (b"\xff\xd8\xff", "JPEG image"),
+    (b"GIF8", "GIF image"),
+    (b"%PDF", "PDF document"),
+    (b"PK\x03\x04", "zip archive"),
+    (b"\x7fELF", "ELF executable"),
+    (b"\x1f\x8b", "gzip archive"),
+    (b"SQLite format 3\x00", "SQLite database"),
+    (b"\x00asm", "WebAssembly module"),
+]
+
+
+def _obj(props: dict, required: list[str]) -> dict:
+    return {
+        "type": "object",
+        "properties": props,
+        "required": required,
+        "additionalProperties": False,
+    }
+
+
+_PATH = {"type": "string", "description": "path relative to the workspace"}
+
+
+# -- reading -----------------------------------------------------------------------
+
+
+def binary_kind(data: bytes) -> str | None:
+    """A short description if `data` looks binary, else None."""
+    for magic, kind in _MAGIC:
+        if data.startswith(magic):
+            return kind
+    head = data[:8192]
+    if b"\x00" in head:
+        return "binary data"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 4:  # not just a character cut at the 8 KiB boundary
+            bad = head.decode("utf-8", errors="replace").count("\ufffd")
+            if bad > len(head) // 20:
+                return "binary data (not UTF-8 text)"
+    return None
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines split on '\\n' only (like editors, git and rg), without the separators."""
+    if not text:
+        return []
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def _number(lines: list[str], first: int) -> list[str]:
+    width = len(str(first + len(lines) - 1))
+    return [f"{n:>{width}}| {line}" for n, line in enumerate(lines, first)]
+
+
+def _read(
+    ws: Workspace, path: str, start: int | None, end: int | None, numbers: bool, budget: int
+) -> str:
+    data = ws.read_bytes(path)
+    rel = ws.relative(ws.resolve(path))
+    kind = binary_kind(data)
+    if kind:
+        return f"[{rel} is a binary file ({kind}, {len(data)} bytes); not shown]"
+    lines = split_lines(data.decode("utf-8", errors="replace"))
+    total = len(lines)
+    if total == 0:
+        return f"[{rel} is empty]"
+    first = start or 1
+    last = min(end or total, total)
+    if first > total:
+        raise ToolError(f"start_line {first} is past the end of {rel} ({total} lines)")
+    if last < first:
+        raise ToolError(f"end_line {last} is before start_line {first}")
+    chosen = lines[first - 1 : last]
+    shown: list[str] = []
+    size = 0
+    for line in chosen:
+        size += len(line.encode("utf-8", errors="replace")) + 1
+        if size > budget and shown:
+            break
+        shown.append(line)
+    out = "\n".join(_number(shown, first) if numbers else shown)
+    shown_last = first + len(shown) - 1
+    if len(shown) < len(chosen):
+        out += (
+            f"\n[truncated: showed lines {first}-{shown_last} of {total} (size limit); "
+            f"read more with start_line={shown_last + 1}]"
+        )
+    elif first > 1 or last < total:
+        out += f"\n[lines {first}-{last} of {total}]"
+    return out
+
+
+def read_file(
+    ctx: ToolContext,
+    path: str,
+    start_line: int | None = None,
+    end_line: int | None = None,
+    line_numbers: bool = False,
+) -> str:
+    return _read(
+        ctx.workspace, path, start_line, end_line, line_numbers, ctx.max_output_bytes - 256
+    )
+
+
+def read_files(ctx: ToolContext, paths: list[str]) -> str:
+    if not paths:
+        raise ToolError("paths is empty: give at least one file path")
+    budget = max(1024, (ctx.max_output_bytes - 256) // len(paths))
+    parts = []
+    for p in paths:
+        try:
+            body = _read(ctx.workspace, p, None, None, False, budget)
+        except Exception as e:  # one bad path should not hide the others
+            body = f"error: {e}"
+        parts.append(f"==> {p} <==\n{body}")
+    return "\n\n".join(parts)
+
+
+# -- writing -----------------------------------------------------------------------
+
+
+def _summary(text: str) -> str:
+    n = len(split_lines(text))
+    return f"{n} line{'s' if n != 1 else ''}, {len(text.encode('utf-8', 'surrogateescape'))} bytes"
+
+
+def write_file(ctx: ToolContext, path: str, content: str) -> str:
+    ws = ctx.workspace
+    p = ws.resolve(path)
+    rel = ws.relative(p)
+    existed = p.exists()
+    if (
+        existed
+        and not p.is_dir()
+        and ws.read_bytes(path) == content.encode("utf-8", "surrogateescape")
+    ):
+        return f"{rel} unchanged (same content)"
+    ws.write_text(path, content)
+    return f"{'overwrote' if existed else 'created'} {rel} ({_summary(content)})"
+
+
+def append_file(ctx: ToolContext, path: str, content: str) -> str:
+    ws = ctx.workspace
+    p = ws.resolve(path)
+    rel = ws.relative(p)
+    before = ws.read_text(path) if p.exists() else ""
+    sep = "\n" if before and not before.endswith("\n") else ""
+    ws.write_text(path, before + sep + content)
+    return f"appended {_summary(content)} to {rel}"
+
+
+def _line_of(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1
+
+
+def _loose_pattern(old: str) -> re.Pattern[str] | None:
+    """`old` with any whitespace allowed between its non-space characters."""
+    chars = [re.escape(c) for c in old if not c.isspace()]
+    if not chars:
+        return None
+    return re.compile(r"\s*".join(chars))
+
+
+def _reindent(new: str, old: str, file_indent: str) -> str:
+    """Shift `new` by the indentation the file has where the model's `old` had another."""
+    old_lines = [ln for ln in old.split("\n") if ln.strip()]
+    old_indent = re.match(r"[ \t]*", old_lines[0]).group() if old_lines else ""
+    if old_indent == file_indent:
+        return new
+    out = []
+    for ln in new.split("\n"):
+        if ln.startswith(old_indent) and ln.strip():
+            ln = file_indent + ln[len(old_indent) :]
+        out.append(ln)
+    return "\n".join(out)
+
+
+def closest_lines(text: str, old: str, context: int = 1) -> str | None:
+    """The part of `text` most similar to `old`, with line numbers, or None if nothing is close."""
+    lines = split_lines(text)
+    want = split_lines(old.strip("\n")) or [old]
+    n = len(want)
+    if not lines:
+        return None
+    target = "\n".join(ln.strip() for ln in want)
+    best, best_i = 0.0, 0
+    matcher = difflib.SequenceMatcher(autojunk=False)
+    matcher.set_seq2(target)
+    stripped = [ln.strip() for ln in lines]
+    step = 1 if len(lines) <= 5000 else max(1, n // 2)
+    for i in range(0, max(1, len(lines) - n + 1), step):
+        matcher.set_seq1("\n".join(stripped[i : i + n]))
+        if matcher.real_quick_ratio() <= best or matcher.quick_ratio() <= best:
+            continue
+        r = matcher.ratio()
+        if r > best:
+            best, best_i = r, i
+    if best < 0.4:
+        return None
+    lo = max(0, best_i - context)
+    hi = min(len(lines), best_i + n + context)
+    body = "\n".join(_number(lines[lo:hi], lo + 1))
+    return f"closest lines ({lo + 1}-{hi}, {round(best * 100)}% similar):\n{body}"
+
+
+def replace_in_file(
+    ctx: ToolContext, path: str, old_text: str, new_text: str, replace_all: bool = False
+) -> str:
+    ws = ctx.workspace
+    rel = ws.relative(ws.file(path))
+    data = ws.read_bytes(path)
+    if binary_kind(data):
+        raise ToolError(f"{rel} is a binary file; replace_in_file edits text files only")
+    text = data.decode("utf-8", errors="surrogateescape")
+    if old_text == "":
+        raise ToolError("old_text is empty: give the exact text to replace")
+    if old_text == new_text:
+        raise ToolError("old_text and new_text are the same: nothing would change")
+    count = text.count(old_text)
+    if count == 1 or (count > 1 and replace_all):
+        ws.write_text(path, text.replace(old_text, new_text))
+        return f"replaced {count} occurrence{'s' if count > 1 else ''} in {rel}"
+    if count > 1:
+        at = []
+        i = text.find(old_text)
+        while i >= 0 and len(at) < 10:
+            at.append(str(_line_of(text, i)))
+            i = text.find(old_text, i + 1)
+        raise ToolError(
+            f"old_text matches {count} times in {rel} (lines {', '.join(at)}); nothing changed. "
+            "Include more surrounding lines so it matches once, or set replace_all=true."
+        )
+    # exact miss: try again ignoring whitespace differences (indentation, spacing, line ends)
+    pattern = _loose_pattern(old_text)
+    matches = list(pattern.finditer(text)) if pattern else []
+    if len(matches) == 1 or (len(matches) > 1 and replace_all):
+        pieces, pos = [], 0
+        for m in matches:
+            s = m.start()
+            line_start = text.rfind("\n", 0, s) + 1
+            if text[line_start:s].strip() == "":  # the match starts a line: take its indent too
+                indent = text[line_start:s]
+                s = line_start
+                repl = _reindent(new_text, old_text, indent)
+                if not new_text[:1].isspace() and not repl.startswith(indent):
+                    repl = indent + repl
+            else:
+                repl = new_text.lstrip(" \t")
+            # the match ends at old_text's last non-space character: keep the file's line end
+            pieces += [text[pos:s], repl.rstrip()]
+            pos = m.end()
+        pieces.append(text[pos:])
+        ws.write_text(path, "".join(pieces))
+        n = len(matches)
+        return (
+            f"replaced {n} occurrence{'s' if n > 1 else ''} in {rel} "
+            "(matched ignoring whitespace differences)"
+        )
+    if len(matches) > 1:
+        lines = ", ".join(str(_line_of(text, m.start())) for m in matches[:10])
+        raise ToolError(
+            f"old_text was not found exactly in {rel}; ignoring whitespace it matches "
+            f"{len(matches)} times (lines {lines}). Nothing changed. Copy the exact text, "
+            "with more surrounding lines."
+        )
+    hint = closest_lines(text, old_text)
+    msg = f"old_text was not found in {rel}; nothing changed."
+    if hint:
+        msg += (
+            f"\n{hint}\nCopy the text exactly as in the file (without the 'N| ' line-number "
+            "prefixes) into old_text and try again."
+        )
+    else:
+        msg += " No similar lines either: read the file first, then copy the exact text."
+    raise ToolError(msg)
+
+
+# -- listing -------------------------------------------------------------------------
+
+
+def _sort_key(rel: str) -> list[str]:
+    return rel.split("/")
+
+
+def _exts(ext: str | None) -> tuple[str, ...] | None:
+    if not ext:
+        return None
+    parts = [e.strip().lstrip("*").lstrip(".") for e in re.split(r"[,\s]+", ext) if e.strip()]
+    return tuple("." + e.lower() for e in parts if e) or None
+
+
+def list_dir(
+    ctx: ToolContext, path: str = ".", ext: str | None = None, recursive: bool = False
+) -> str:
+    ws = ctx.workspace
+    d = ws.directory(path)
+    exts = _exts(ext)
+    rows: list[tuple[list[str], str]] = []
+    if recursive:
+        for rel in ws.walk_files(d):
+            if exts is None or rel.lower().endswith(exts):
+                rows.append((_sort_key(rel), rel))
+    else:
+        with os.scandir(d) as it:
+            for entry in it:
+                if entry.name in SKIP_DIRS:
+                    continue
+                rel = ws.relative(Path(entry.path))
+                if entry.is_dir():
+                    rows.append((["", entry.name], rel + "/"))  # directories first
+                elif exts is None or entry.name.lower().endswith(exts):
+                    rows.append((["~", entry.name], rel))
+    rows.sort()
+    where = ws.relative(d)
+    if not rows:
+        return f"no {'matching ' if exts else ''}entries in {where}"
+    out = [r for _, r in rows[:MAX_LIST]]
+    if len(rows) > MAX_LIST:
+        out.append(f"[{len(rows) - MAX_LIST} more entries not shown; use a narrower path or ext]")
+    return "\n".join(out)
+
+
+def tree(ctx: ToolContext, path: str = ".", depth: int = 2) -> str:
+    ws = ctx.workspace
+    top = ws.directory(path)
+    out = [ws.relative(top) + "/"]
+    per_dir = 50
+
+    def walk(d: Path, level: int) -> None:
+        try:
+            entries = sorted(os.scandir(d), key=lambda e: (not e.is_dir(), e.name))
+        except OSError:
+            return
+        entries = [e for e in entries if e.name not in SKIP_DIRS]
+        for e in entries[:per_dir]:
+            if len(out) > MAX_LIST:
+                return
+            is_dir = e.is_dir(follow_symlinks=False)
+            out.append("  " * level + e.name + ("/" if is_dir else ""))
+            if is_dir and level < depth:
+                walk(Path(e.path), level + 1)
+        if len(entries) > per_dir:
+            out.append("  " * level + f"... {len(entries) - per_dir} more")
+
+    walk(top, 1)
+    if len(out) > MAX_LIST:
+        out.append(f"[stopped at {MAX_LIST} entries; use a smaller depth or a subdirectory]")
+    return "\n".join(out)
+
+
+def exists(ctx: ToolContext, path: str) -> str:
+    ws = ctx.workspace
+    p = ws.resolve(path)
+    rel = ws.relative(p)
+    if p.is_dir():
+        return f"yes: {rel} is a directory"
+    if p.exists():
+        return f"yes: {rel} is a file ({p.stat().st_size} bytes)"
+    return f"no: {rel} does not exist"
+
+
+def find_files(ctx: ToolContext, pattern: str, path: str = ".") -> str:
+    ws = ctx.workspace
+    d = ws.directory(path)
+    glob = compile_glob(pattern)
+    found = sorted((r for r in ws.walk_files(d) if glob.match(r)), key=_sort_key)
+    if not found:
+        return f"no files match '{pattern}' under {ws.relative(d)}"
+    out = found[:MAX_LIST]
+    if len(found) > MAX_LIST:
+        out.append(f"[{len(found) - MAX_LIST} more files not shown; use a narrower pattern]")
+    return "\n".join(out)
+
+
+# -- registration ------------------------------------------------------------------------
+
+register(
+    Tool(
+        "read_file",
+        "Read a text file. Optional start_line/end_line (1-based, inclusive) read part of it.",
+        _obj(
+            {
+                "path": _PATH,
+                "start_line": {"type": "integer", "minimum": 1},
+                "end_line": {"type": "integer", "minimum": 1},
+                "line_numbers": {
+                    "type": "boolean",
+                    "description": "prefix each line with its number",
+                },
+            },
+            ["path"],
+        ),
+        read_file,
+    )
+)
+register(
+    Tool(
+        "read_files",
+        "Read several text files at once.",
+        _obj({"paths": {"type": "array", "items": {"type": "string"}}}, ["paths"]),
+        read_files,
+    )
+)
+register(
+    Tool(
+        "write_file",
+        "Create or overwrite a file with the given content.",
+        _obj({"path": _PATH, "content": {"type": "string"}}, ["path", "content"]),
+        write_file,
+    )
+)
+register(
+    Tool(
+        "append_file",
+        "Add content at the end of a file (created if missing).",
+        _obj({"path": _PATH, "content": {"type": "string"}}, ["path", "content"]),
+        append_file,
+    )
+)
+register(
+    Tool(
+        "replace_in_file",
+        "Replace old_text with new_text in a file. old_text must match exactly once "
+        "(copy it from the file), unless replace_all is true.",
+        _obj(
+            {
+                "path": _PATH,
+                "old_text": {"type": "string", "description": "exact text to find"},
+                "new_text": {"type": "string", "description": "text to put instead"},
+                "replace_all": {"type": "boolean"},
+            },
+            ["path", "old_text", "new_text"],
+        ),
+        replace_in_file,
+    )
+)
+register(
+    Tool(
+        "list_dir",
+        'List a directory (directories end with /). ext filters files, e.g. "py".',
+        _obj(
+            {
+                "path": _PATH,
+                "ext": {"type": "string", "description": 'file extension(s), e.g. "py" or "js,ts"'},
+                "recursive": {"type": "boolean"},
+            },
+            [],
+        ),
+        list_dir,
+    )
+)
+register(
+    Tool(
+        "tree",
+        "Show the directory tree down to a depth.",
+        _obj({"path": _PATH, "depth": {"type": "integer", "minimum": 1, "maximum": 10}}, []),
+        tree,
+    )
+)
+register(
+    Tool(
+        "exists",
+        "Tell whether a path exists and if it is a file or a directory.",
+        _obj({"path": _PATH}, ["path"]),
+        exists,
+    )
+)
+register(
+    Tool(
+        "find_files",
+        'Find files by glob, e.g. "*.py" (any directory) or "src/**/*.ts".',
+        _obj({"pattern": {"type": "string"}, "path": _PATH}, ["pattern"]),
+        find_files,
+    )
+)

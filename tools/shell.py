@@ -1,0 +1,153 @@
+"""run_shell: a command in the workspace, with approval, timeout and an output cap.
+
+The command runs in its own session (process group). On timeout, Ctrl-C or
+cancel the whole group is killed, and so is anything it left running in the
+background when it ends: no stray processes, and no pipe held open forever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+
+from tools import Tool, ToolContext, ToolError, cap_bytes, check_approval, register
+
+_ENV = {
+    "PAGER": "cat",
+    "GIT_PAGER": "cat",
+    "GIT_TERMINAL_PROMPT": "0",
+    "TERM": "dumb",
+    "NO_COLOR": "1",
+}
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
+
+
+class _Capture:
+    """Reads a pipe to EOF keeping the first `head` and the last `tail` bytes."""
+
+    def __init__(self, fd: int, head: int, tail: int) -> None:
+        self.fd, self.head_limit, self.tail_limit = fd, head, tail
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.fd, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            self.total += len(chunk)
+            room = self.head_limit - len(self.head)
+            if room > 0:
+                self.head += chunk[:room]
+                chunk = chunk[room:]
+            if chunk:
+                self.tail += chunk
+                if len(self.tail) > self.tail_limit:
+                    del self.tail[: len(self.tail) - self.tail_limit]
+
+    def text(self) -> str:
+        out = cap_bytes(
+            bytes(self.head), self.total, self.head_limit + self.tail_limit, bytes(self.tail)
+        )
+        return _ANSI.sub("", out)
+
+
+def _kill_group(proc: subprocess.Popen, grace: float = 0.5) -> None:
+    """SIGTERM the process group, give it `grace` seconds, then SIGKILL what is left."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def run_shell(ctx: ToolContext, command: str, timeout: int | None = None) -> str:
+    if not command.strip():
+        raise ToolError("command is empty")
+    check_approval(ctx, "run_shell", command)
+    limit = min(float(timeout), ctx.shell_timeout) if timeout else ctx.shell_timeout
+    shell = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
+    cap = max(1024, ctx.max_output_bytes - 256)
+    proc = subprocess.Popen(
+        [shell, "-c", command],
+        cwd=ctx.workspace.root,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, **_ENV},
+    )
+    assert proc.stdout is not None
+    capture = _Capture(proc.stdout.fileno(), cap // 2, cap - cap // 2)
+    deadline = time.monotonic() + limit
+    stopped = ""
+    try:
+        while proc.poll() is None:
+            if ctx.cancel is not None and ctx.cancel.is_set():
+                stopped = "cancelled by the user"
+                break
+            if time.monotonic() >= deadline:
+                stopped = f"timed out after {limit:g} s"
+                break
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=0.05)
+    except KeyboardInterrupt:
+        _kill_group(proc, grace=0.2)
+        raise
+    finally:
+        if stopped:
+            _kill_group(proc)
+    leftover = ""
+    if not stopped and _group_alive(proc.pid):
+        _kill_group(proc, grace=0.2)
+        leftover = "\n[processes it left running in the background were stopped]"
+    capture.thread.join(timeout=2.0)
+    if not capture.thread.is_alive():  # else a detached process still holds the pipe
+        proc.stdout.close()
+    output = capture.text().rstrip("\n") or "(no output)"
+    if stopped:
+        raise ToolError(f"{output}\n[{stopped}; the command and its child processes were killed]")
+    code = proc.returncode
+    status = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+    return f"{output}{leftover}\n[{status}]"
+
+
+register(
+    Tool(
+        "run_shell",
+        "Run a shell command in the workspace and show its output and exit code. "
+        "Needs user approval.",
+        {
+            "type": "object",
+            "properties": {
+                "command": {"type": "string", "description": "bash command line"},
+                "timeout": {"type": "integer", "minimum": 1, "description": "seconds (optional)"},
+            },
+            "required": ["command"],
+            "additionalProperties": False,
+        },
+        run_shell,
+        needs_approval=True,
+    )
+)

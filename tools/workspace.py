@@ -1,0 +1,265 @@
+"""The workspace: the one place user paths are resolved, and every write goes through.
+
+Paths are confined to the root: `..`, absolute paths elsewhere and symlinks that
+lead out (the link itself or a linked parent directory) are refused. Writes are
+atomic and journaled so the agent's edits can be undone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import stat
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+# Never listed, searched or walked into (also by grep, rg and fallback alike).
+SKIP_DIRS = frozenset({".git", "node_modules", "target", ".venv", "__pycache__"})
+
+
+class WorkspaceError(Exception):
+    """A path outside the workspace, missing, or not what was expected."""
+
+
+@dataclass(frozen=True)
+class Edit:
+    path: str  # relative to the root
+    before: bytes | None  # None: the file did not exist
+    after: bytes
+
+
+class Workspace:
+    def __init__(self, root: str | Path) -> None:
+        root = Path(root).expanduser()
+        try:
+            resolved = root.resolve(strict=True)
+        except (OSError, RuntimeError) as e:
+            raise WorkspaceError(f"workspace '{root}' does not exist") from e
+        if not resolved.is_dir():
+            raise WorkspaceError(f"workspace '{root}' is not a directory")
+        self.root: Path = resolved
+        self.journal: list[Edit] = []
+
+    # -- paths ---------------------------------------------------------------
+
+    def resolve(self, path: str) -> Path:
+        """Absolute, symlink-free path inside the root; WorkspaceError names `path` otherwise."""
+        if not isinstance(path, str) or not path.strip():
+            raise WorkspaceError("empty path")
+        if "\0" in path:
+            raise WorkspaceError(f"invalid path '{path}'")
+        p = Path(path.strip())
+        if not p.is_absolute():
+            p = self.root / p
+        try:
+            resolved = p.resolve(strict=False)
+        except (OSError, RuntimeError) as e:  # RuntimeError: symlink loop on 3.11
+            raise WorkspaceError(f"cannot resolve path '{path}': {e}") from e
+        if not resolved.is_relative_to(self.root):
+            raise WorkspaceError(
+                f"path '{path}' is outside the workspace (paths must stay inside {self.root})"
+            )
+        return resolved
+
+    def relative(self, p: Path) -> str:
+        """`p` as a path relative to the root ('.' for the root itself)."""
+        p = Path(p)
+        if not p.is_absolute():
+            return p.as_posix() or "."
+        try:
+            rel = p.relative_to(self.root)
+        except ValueError:
+            return p.as_posix()
+        return rel.as_posix() if rel.parts else "."
+
+    # -- reading ---------------------------------------------------------------
+
+    def file(self, path: str) -> Path:
+        """Resolved path of an existing regular file."""
+        p = self.resolve(path)
+        if not p.exists():
+            raise WorkspaceError(f"file not found: '{path}'")
+        if p.is_dir():
+            raise WorkspaceError(f"'{path}' is a directory, not a file")
+        return p
+
+    def directory(self, path: str) -> Path:
+        """Resolved path of an existing directory."""
+        p = self.resolve(path)
+        if not p.exists():
+            raise WorkspaceError(f"directory not found: '{path}'")
+        if not p.is_dir():
+            raise WorkspaceError(f"'{path}' is a file, not a directory")
+        return p
+
+    def read_bytes(self, path: str) -> bytes:
+        p = self.file(path)
+        try:
+            return p.read_bytes()
+        except OSError as e:
+            raise WorkspaceError(f"cannot read '{path}': {e.strerror or e}") from e
+
+    def read_text(self, path: str) -> str:
+        # surrogateescape: bytes that are not UTF-8 survive a read-modify-write unchanged
+        return self.read_bytes(path).decode("utf-8", errors="surrogateescape")
+
+    # -- writing ---------------------------------------------------------------
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        """Atomic, journaled write (parent directories are created)."""
+        p = self.resolve(path)
+        if p.is_dir():
+            raise WorkspaceError(f"'{path}' is a directory, not a file")
+        before: bytes | None = None
+        if p.exists():
+            try:
+                before = p.read_bytes()
+            except OSError as e:
+                raise WorkspaceError(f"cannot read '{path}': {e.strerror or e}") from e
+        self._atomic_write(p, data, path)
+        self.journal.append(Edit(self.relative(p), before, data))
+
+    def write_text(self, path: str, text: str) -> None:
+        self.write_bytes(path, text.encode("utf-8", errors="surrogateescape"))
+
+    def _atomic_write(self, p: Path, data: bytes, shown: str) -> None:
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                mode = stat.S_IMODE(p.stat().st_mode)
+            except FileNotFoundError:
+                mode = 0o666 & ~_UMASK
+            fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.chmod(tmp, mode)
+                os.replace(tmp, p)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+        except OSError as e:
+            raise WorkspaceError(f"cannot write '{shown}': {e.strerror or e}") from e
+
+    def undo_last(self) -> str | None:
+        """Revert the most recent journaled write; a short note, or None if nothing to undo."""
+        if not self.journal:
+            return None
+        edit = self.journal.pop()
+        p = self.resolve(edit.path)
+        changed = ""
+        try:
+            if p.read_bytes() != edit.after:
+                changed = " (it had changed since the edit)"
+        except OSError:
+            changed = " (it had been removed since the edit)"
+        if edit.before is None:
+            with contextlib.suppress(OSError):
+                p.unlink()
+            return f"removed {edit.path}, created by the edit{changed}"
+        self._atomic_write(p, edit.before, edit.path)
+        return f"restored {edit.path}{changed}"
+
+    # -- walking ---------------------------------------------------------------
+
+    def walk_files(self, start: Path, exclude: list[Glob] | None = None) -> Iterator[str]:
+        """Relative paths of regular files under `start` (not following symlinks, skipping
+        SKIP_DIRS and anything matching an `exclude` glob), in no particular order."""
+        exclude = exclude or []
+        for dirpath, dirnames, filenames in os.walk(start):
+            rel_dir = self.relative(Path(dirpath))
+            prefix = "" if rel_dir == "." else rel_dir + "/"
+            dirnames[:] = [
+                d for d in dirnames if d not in SKIP_DIRS and not _excluded(prefix + d, d, exclude)
+            ]
+            for name in filenames:
+                rel = prefix + name
+                if _excluded(rel, name, exclude):
+                    continue
+                if os.path.islink(os.path.join(dirpath, name)):
+                    continue
+                yield rel
+
+
+def _excluded(rel: str, name: str, globs: list[Glob]) -> bool:
+    return any(g.match(rel, name) for g in globs)
+
+
+@dataclass(frozen=True)
+class Glob:
+    """A gitignore-style glob as ripgrep reads it: with a '/' it matches the path relative to
+    the workspace root, without one the file name. `*` stops at '/', `**` does not, `{a,b}`
+    alternates."""
+
+    text: str
+    regex: re.Pattern[str]
+    anchored: bool
+
+    def match(self, rel: str, name: str | None = None) -> bool:
+        if self.anchored:
+            return self.regex.match(rel) is not None
+        return self.regex.match(name if name is not None else rel.rsplit("/", 1)[-1]) is not None
+
+
+def compile_glob(glob: str) -> Glob:
+    g = glob.strip()
+    anchored = "/" in g.rstrip("/")
+    g = g.strip("/")
+    out: list[str] = []
+    i, depth = 0, 0
+    while i < len(g):
+        c = g[i]
+        if g.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+            continue
+        if g.startswith("/**", i) and i + 3 == len(g):
+            out.append("/.*")
+            i += 3
+            continue
+        if g.startswith("**", i):
+            out.append(".*")
+            i += 2
+            continue
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[" and (j := g.find("]", i + 2)) > 0:
+            body = g[i + 1 : j]
+            if body.startswith("!"):
+                body = "^" + body[1:]
+            out.append("[" + body.replace("\\", "\\\\") + "]")
+            i = j
+        elif c == "{":
+            out.append("(?:")
+            depth += 1
+        elif c == "}" and depth:
+            out.append(")")
+            depth -= 1
+        elif c == "," and depth:
+            out.append("|")
+        else:
+            out.append(re.escape(c))
+        i += 1
+    out.append(")" * depth)
+    try:
+        regex = re.compile("(?s:" + "".join(out) + r")\Z")
+    except re.error as e:
+        raise WorkspaceError(f"invalid glob '{glob}': {e}") from e
+    return Glob(glob, regex, anchored)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()  # read once: changing the umask later is racy with other threads
