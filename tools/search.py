@@ -29,9 +29,16 @@ MAX_LINE = 300  # characters of a matched line shown; minified files have huge l
 Entry = tuple[int, bool, str]  # (line number, is a match, text)
 
 
-@functools.lru_cache(maxsize=1)
 def rg_binary() -> str | None:
-    """The venv's rg (installed next to the interpreter by the ripgrep package), else PATH's."""
+    """$CODER_RG (a path, or "none" for the pure-Python search), else the venv's rg (installed
+    next to the interpreter by the ripgrep package), else rg on PATH."""
+    return _find_rg(os.environ.get("CODER_RG", ""))
+
+
+@functools.lru_cache(maxsize=4)
+def _find_rg(override: str) -> str | None:
+    if override:
+        return None if override.lower() == "none" else override
     here = Path(sys.executable).parent / ("rg.exe" if os.name == "nt" else "rg")
     if here.is_file() and os.access(here, os.X_OK):
         return str(here)
@@ -92,6 +99,7 @@ def search_rg(
         "--null",
         "--heading",
         "--line-number",
+        "--with-filename",
         "--color=never",
         "--no-ignore",
         "--hidden",

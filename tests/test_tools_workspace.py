@@ -1,0 +1,133 @@
+"""Workspace: path confinement, atomic journaled writes, undo."""
+
+import os
+import stat
+
+import pytest
+
+from tools import ToolContext, dispatch
+from tools.workspace import Workspace, WorkspaceError, compile_glob
+
+
+@pytest.fixture
+def ws(tmp_path):
+    (tmp_path / "proj").mkdir()
+    return Workspace(tmp_path / "proj")
+
+
+@pytest.mark.parametrize("bad", ["../x", "../proj2/a", "sub/../../x", "/etc/passwd", "/"])
+def test_paths_outside_are_refused(ws, bad):
+    with pytest.raises(WorkspaceError, match="outside the workspace") as e:
+        ws.resolve(bad)
+    assert bad in str(e.value)
+
+
+def test_symlinks_pointing_out_are_refused(ws, tmp_path):
+    (tmp_path / "secret.txt").write_text("s")
+    os.symlink("/etc", ws.root / "etc_link")
+    os.symlink(tmp_path / "secret.txt", ws.root / "secret_link")
+    os.symlink(tmp_path, ws.root / "parent_link")
+    for bad in ["etc_link", "etc_link/passwd", "secret_link", "parent_link/secret.txt"]:
+        with pytest.raises(WorkspaceError, match="outside"):
+            ws.resolve(bad)
+    ctx = ToolContext(workspace=ws)
+    for tool, args in [
+        ("read_file", {"path": "etc_link/passwd"}),
+        ("write_file", {"path": "parent_link/new.txt", "content": "x"}),
+        ("list_dir", {"path": "etc_link"}),
+        ("grep", {"pattern": "root", "path": "etc_link"}),
+    ]:
+        r = dispatch(tool, args, ctx)
+        assert r.is_error and "outside the workspace" in r.output, (tool, r.output)
+    assert not (tmp_path / "new.txt").exists()
+
+
+def test_inside_paths_resolve(ws):
+    (ws.root / "a").mkdir()
+    os.symlink("a", ws.root / "alias")
+    assert ws.resolve("a/../b.txt") == ws.root / "b.txt"
+    assert ws.resolve(str(ws.root / "a")) == ws.root / "a"
+    assert ws.resolve("alias/x") == ws.root / "a" / "x"
+    assert ws.relative(ws.root) == "."
+    assert ws.relative(ws.root / "a" / "x") == "a/x"
+    with pytest.raises(WorkspaceError):
+        ws.resolve("")
+
+
+def test_symlink_loop_is_an_error_not_a_crash(ws):
+    os.symlink("loop2", ws.root / "loop1")
+    os.symlink("loop1", ws.root / "loop2")
+    r = dispatch("read_file", {"path": "loop1"}, ToolContext(workspace=ws))
+    assert r.is_error
+
+
+def test_atomic_write_keeps_mode_and_journals(ws):
+    f = ws.root / "run.sh"
+    f.write_text("echo 1\n")
+    f.chmod(0o750)
+    ws.write_text("run.sh", "echo 2\n")
+    assert f.read_text() == "echo 2\n"
+    assert stat.S_IMODE(f.stat().st_mode) == 0o750
+    ws.write_text("new/dir/file.txt", "hello")
+    assert (ws.root / "new/dir/file.txt").read_text() == "hello"
+    assert [(e.path, e.before, e.after) for e in ws.journal] == [
+        ("run.sh", b"echo 1\n", b"echo 2\n"),
+        ("new/dir/file.txt", None, b"hello"),
+    ]
+    assert not [p for p in ws.root.rglob("*.tmp")]  # no temp files left behind
+
+
+def test_undo_last(ws):
+    ws.write_text("a.txt", "v1")
+    ws.write_text("a.txt", "v2")
+    assert ws.undo_last() == "restored a.txt"
+    assert (ws.root / "a.txt").read_text() == "v1"
+    assert "removed a.txt" in ws.undo_last()
+    assert not (ws.root / "a.txt").exists()
+    assert ws.undo_last() is None
+
+
+def test_tool_edits_go_through_the_journal(ws):
+    ctx = ToolContext(workspace=ws)
+    dispatch("write_file", {"path": "m.py", "content": "x = 1\n"}, ctx)
+    dispatch("replace_in_file", {"path": "m.py", "old_text": "x = 1", "new_text": "x = 2"}, ctx)
+    dispatch("append_file", {"path": "m.py", "content": "y = 3\n"}, ctx)
+    assert len(ws.journal) == 3
+    ws.undo_last()
+    ws.undo_last()
+    assert (ws.root / "m.py").read_text() == "x = 1\n"
+
+
+def test_non_utf8_bytes_survive_an_edit(ws):
+    (ws.root / "l1.txt").write_bytes(b"caf\xe9 = 1\nname = 'x'\n")
+    r = dispatch(
+        "replace_in_file",
+        {"path": "l1.txt", "old_text": "name = 'x'", "new_text": "name = 'y'"},
+        ToolContext(workspace=ws),
+    )
+    assert not r.is_error, r.output
+    assert (ws.root / "l1.txt").read_bytes() == b"caf\xe9 = 1\nname = 'y'\n"
+
+
+def test_missing_workspace():
+    with pytest.raises(WorkspaceError, match="does not exist"):
+        Workspace("/nonexistent/nowhere")
+
+
+@pytest.mark.parametrize(
+    "glob, yes, no",
+    [
+        ("*.py", ["a.py", "src/deep/b.py"], ["a.pyc", "a.py/x"]),
+        ("src/*.py", ["src/a.py"], ["src/x/a.py", "a.py"]),
+        ("src/**/*.py", ["src/a.py", "src/x/y/a.py"], ["lib/src/a.py"]),
+        ("**/test_*.py", ["test_a.py", "t/test_b.py"], ["t/a_test.py"]),
+        ("*.{js,ts}", ["a.js", "b/c.ts"], ["a.py"]),
+        ("file?.[ch]", ["file1.c", "file2.h"], ["file10.c", "file1.o"]),
+    ],
+)
+def test_globs(glob, yes, no):
+    g = compile_glob(glob)
+    for p in yes:
+        assert g.match(p), (glob, p)
+    for p in no:
+        assert not g.match(p), (glob, p)
