@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -78,8 +79,9 @@ class Query:
     max_results: int
 
 
-def _sort_key(rel: str) -> list[str]:
-    return rel.split("/")
+def _sort_key(rel: str) -> str:
+    # '/' below every other character: sorts like comparing path components (as rg does)
+    return rel.replace("/", "\0")
 
 
 # -- ripgrep ------------------------------------------------------------------------------
@@ -126,12 +128,13 @@ def search_rg(
     if code == 2 and not out:
         msg = err.decode("utf-8", errors="replace").strip().removeprefix("rg: ")
         raise ToolError(f"grep failed: {msg}")
-    blocks = []
-    for chunk in out.split(b"\n\n"):
+    keyed = []
+    for chunk in out.split(b"\n\n"):  # rg prints each file's lines together, files apart
         i = chunk.find(b"\0")
         if i > 0:
-            blocks.append(Block(chunk[:i].decode("utf-8", errors="replace"), chunk[i + 1 :]))
-    blocks.sort(key=lambda b: _sort_key(b.rel))
+            keyed.append((chunk[:i].replace(b"/", b"\0"), i, chunk))
+    keyed.sort()  # one block per path, so the keys are unique and the sort is by path
+    blocks = [Block(c[:i].decode("utf-8", errors="replace"), c[i + 1 :]) for _, i, c in keyed]
     return blocks, note
 
 
@@ -141,19 +144,24 @@ def _run(
     proc = subprocess.Popen(
         cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
+    # one blocking read() per pipe in a thread: much cheaper than communicate()'s 32 KiB polls
+    got: dict[str, bytes] = {}
+    readers = [
+        threading.Thread(target=lambda k=k, f=f: got.__setitem__(k, f.read()), daemon=True)
+        for k, f in (("out", proc.stdout), ("err", proc.stderr))
+    ]
+    for t in readers:
+        t.start()
     deadline = time.monotonic() + timeout
     try:
-        while True:
-            try:
-                out, err = proc.communicate(timeout=0.25)
-                return out, err, proc.returncode
-            except subprocess.TimeoutExpired:
-                if cancel():
-                    raise ToolError("grep cancelled") from None
-                if time.monotonic() > deadline:
-                    raise ToolError(
-                        f"grep timed out after {timeout:g} s; narrow the path"
-                    ) from None
+        while readers[0].is_alive():
+            readers[0].join(0.1)
+            if cancel():
+                raise ToolError("grep cancelled")
+            if time.monotonic() > deadline:
+                raise ToolError(f"grep timed out after {timeout:g} s; narrow the path")
+        readers[1].join()
+        return got.get("out", b""), got.get("err", b""), proc.wait()
     finally:
         if proc.poll() is None:
             proc.kill()

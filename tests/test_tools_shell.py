@@ -1,0 +1,150 @@
+"""run_shell with real processes: approval, timeout, process-group kill, output cap."""
+
+import os
+import re
+import signal
+import threading
+import time
+
+import pytest
+
+from tools import ToolContext, dispatch
+from tools.workspace import Workspace
+
+
+def never_asked(name, what):
+    raise AssertionError("approve must not be called")
+
+
+@pytest.fixture
+def ctx(tmp_path):
+    return ToolContext(workspace=Workspace(tmp_path), approve=never_asked, approval="auto")
+
+
+def gone(pid: int, within: float = 2.0) -> bool:
+    """The process no longer runs (exited; a zombie waiting for its reaper counts as gone)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def sh(ctx, command, **args):
+    return dispatch("run_shell", {"command": command, **args}, ctx)
+
+
+def test_runs_in_the_workspace_with_exit_code(ctx, tmp_path):
+    r = sh(ctx, "pwd; echo err >&2; exit 3")
+    assert not r.is_error
+    assert r.output == f"{tmp_path}\nerr\n[exit code 3]"
+    assert sh(ctx, "true").output == "(no output)\n[exit code 0]"
+    assert sh(ctx, "cat").output == "(no output)\n[exit code 0]"  # stdin is closed, no hang
+
+
+def test_approval_ask_refused(tmp_path):
+    asked = []
+
+    def deny(name, what):
+        asked.append((name, what))
+        return False
+
+    ctx = ToolContext(workspace=Workspace(tmp_path), approve=deny, approval="ask")
+    r = sh(ctx, "touch ran")
+    assert r.is_error
+    assert "run_shell was not run: the user did not approve it (touch ran)" in r.output
+    assert "Do not retry" in r.output
+    assert asked == [("run_shell", "touch ran")]
+    assert not (tmp_path / "ran").exists()
+
+
+def test_approval_ask_default_callback_refuses(tmp_path):
+    ctx = ToolContext(workspace=Workspace(tmp_path))  # like -q without --yes
+    r = sh(ctx, "touch ran")
+    assert r.is_error and "did not approve" in r.output
+    assert not (tmp_path / "ran").exists()
+
+
+def test_approval_ask_allowed(tmp_path):
+    ctx = ToolContext(workspace=Workspace(tmp_path), approve=lambda n, w: True, approval="ask")
+    assert sh(ctx, "touch ran").output == "(no output)\n[exit code 0]"
+    assert (tmp_path / "ran").exists()
+
+
+def test_approval_auto_and_never(ctx, tmp_path):
+    assert not sh(ctx, "touch ran").is_error  # auto: never_asked is not called
+    ctx.approval = "never"
+    r = sh(ctx, "touch ran2")
+    assert r.is_error and "disabled by configuration (approval: never)" in r.output
+    assert not (tmp_path / "ran2").exists()
+
+
+def test_timeout_kills_the_process_group(ctx):
+    ctx.shell_timeout = 1.0
+    start = time.monotonic()
+    r = sh(ctx, "sleep 100 & echo child=$!; sleep 50")
+    assert time.monotonic() - start < 5
+    assert r.is_error
+    assert "[timed out after 1 s; the command and its child processes were killed]" in r.output
+    pid = int(re.search(r"child=(\d+)", r.output).group(1))
+    assert gone(pid)
+
+
+def test_model_timeout_is_capped_by_config(ctx):
+    ctx.shell_timeout = 1.0
+    r = sh(ctx, "sleep 30", timeout=600)
+    assert r.is_error and "timed out after 1 s" in r.output
+
+
+def test_background_leftovers_are_stopped(ctx):
+    start = time.monotonic()
+    r = sh(ctx, "sleep 100 & echo child=$!")
+    assert time.monotonic() - start < 3
+    assert not r.is_error
+    assert "[processes it left running in the background were stopped]" in r.output
+    assert gone(int(re.search(r"child=(\d+)", r.output).group(1)))
+
+
+def test_keyboard_interrupt_kills_the_group(ctx, tmp_path):
+    pidfile = tmp_path / "pid"
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            sh(ctx, f"sleep 100 & echo $! > {pidfile}; wait")
+    finally:
+        timer.cancel()
+    assert gone(int(pidfile.read_text()))
+
+
+def test_cancel_event_stops_the_command(ctx):
+    ctx.cancel = threading.Event()
+    threading.Timer(0.3, ctx.cancel.set).start()
+    start = time.monotonic()
+    r = sh(ctx, "echo started; sleep 100")
+    assert time.monotonic() - start < 3
+    assert r.is_error and "started" in r.output and "cancelled by the user" in r.output
+
+
+def test_huge_output_is_capped_head_and_tail(ctx):
+    ctx.max_output_bytes = 4096
+    r = sh(ctx, "seq 1 200000")
+    assert not r.is_error
+    assert len(r.output.encode()) <= 4096
+    assert r.output.startswith("1\n2\n3\n")
+    assert r.output.endswith("199999\n200000\n[exit code 0]")
+    m = re.search(r"\[\.\.\. (\d+) bytes elided from the middle of the output \.\.\.\]", r.output)
+    assert m
+    total = sum(len(str(i)) + 1 for i in range(1, 200001))
+    shown = len(r.output.encode()) - len(m.group(0)) - len("\n[exit code 0]") - 2
+    assert abs(int(m.group(1)) + shown - total) < 10
+
+
+def test_ansi_colors_are_stripped(ctx):
+    assert sh(ctx, r"printf '\033[31mred\033[0m\n'").output == "red\n[exit code 0]"
