@@ -210,3 +210,10 @@ def test_find_files(ctx, tmp_path):
         "src/a.py\nsrc/b.js\nsrc/pkg/c.py"
     )
     assert ok(ctx, "find_files", pattern="*.rs") == "no files match '*.rs' under ."
+
+
+def test_replace_in_a_crlf_file_keeps_crlf(ctx, tmp_path):
+    f = tmp_path / "w.txt"
+    f.write_bytes(b"a = 1\r\nb = 2\r\nc = 3\r\n")
+    ok(ctx, "replace_in_file", path="w.txt", old_text="a = 1\nb = 2", new_text="a = 10\nb = 20")
+    assert f.read_bytes() == b"a = 10\r\nb = 20\r\nc = 3\r\n"

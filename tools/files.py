@@ -237,6 +237,9 @@ def replace_in_file(
         raise ToolError("old_text is empty: give the exact text to replace")
     if old_text == new_text:
         raise ToolError("old_text and new_text are the same: nothing would change")
+    if "\r\n" in text and "\r" not in old_text:  # a CRLF file, edited by a model that writes \n
+        old_text = old_text.replace("\n", "\r\n")
+        new_text = new_text.replace("\n", "\r\n")
     count = text.count(old_text)
     if count == 1 or (count > 1 and replace_all):
         ws.write_text(path, text.replace(old_text, new_text))

@@ -18,6 +18,7 @@ from pathlib import Path
 
 # Never listed, searched or walked into (also by grep, rg and fallback alike).
 SKIP_DIRS = frozenset({".git", "node_modules", "target", ".venv", "__pycache__"})
+MAX_JOURNAL = 500  # edits kept for undo (each holds the file's bytes before and after)
 
 
 class WorkspaceError(Exception):
@@ -121,6 +122,7 @@ class Workspace:
                 raise WorkspaceError(f"cannot read '{path}': {e.strerror or e}") from e
         self._atomic_write(p, data, path)
         self.journal.append(Edit(self.relative(p), before, data))
+        del self.journal[:-MAX_JOURNAL]
 
     def write_text(self, path: str, text: str) -> None:
         self.write_bytes(path, text.encode("utf-8", errors="surrogateescape"))
