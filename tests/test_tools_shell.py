@@ -113,13 +113,17 @@ def test_background_leftovers_are_stopped(ctx):
 
 def test_keyboard_interrupt_kills_the_group(ctx, tmp_path):
     pidfile = tmp_path / "pid"
-    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            sh(ctx, f"sleep 100 & echo $! > {pidfile}; wait")
-    finally:
-        timer.cancel()
+
+    def interrupt_once_started() -> None:  # Ctrl-C, as the terminal would send it
+        deadline = time.monotonic() + 10
+        while not pidfile.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.1)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt_once_started, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        sh(ctx, f"sleep 100 & echo $! > {pidfile}; wait")
     assert gone(int(pidfile.read_text()))
 
 
