@@ -24,7 +24,15 @@ from typing import IO, Any
 import orjson
 
 from coder.logger import list_log_files
-from coder.records import ModelCall, ReadStats, SessionLog, canonical, content_hash, read_sessions
+from coder.records import (
+    ModelCall,
+    ReadStats,
+    SessionLog,
+    canonical,
+    content_hash,
+    decode_logprobs,
+    read_sessions,
+)
 
 FORMATS = ("sft", "openai", "grpo", "dpo")
 PROGRESS_MIN_BYTES = 8 << 20
@@ -310,7 +318,7 @@ def _export_groups(
                             orjson.dumps(completion),
                             call.raw_content,
                             orjson.dumps(tok.get("ids")),
-                            orjson.dumps(tok.get("logprobs")),
+                            orjson.dumps(decode_logprobs(call.tokens)),
                         ),
                     )
                     seq += 1

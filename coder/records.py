@@ -12,11 +12,14 @@ See docs/log-format.md.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
+import sys
 import threading
 import time
 import uuid
+from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +30,7 @@ import orjson
 SCHEMA_VERSION = 1
 REWARD_SOURCES = ("user", "verifier", "auto")
 REDACTED = "[REDACTED]"
+_SOURCE_RANK = {"auto": 0, "user": 1, "verifier": 2}
 # Request fields whose value is logged once per session as a blob when large.
 BLOB_MIN_BYTES = 256
 _SECRET_KEY_PARTS = ("api_key", "apikey", "api-key", "authorization", "password", "secret")
@@ -107,6 +111,19 @@ def _find_secrets(config: dict) -> tuple[str, ...]:
     return tuple(sorted((s for s in found if len(s) >= 6 and s != REDACTED), key=len, reverse=True))
 
 
+def decode_logprobs(tokens: dict | None) -> list[float] | None:
+    """The per-token logprobs of a model_call's ``tokens`` column."""
+    if not tokens:
+        return None
+    if "logprobs_f32" in tokens:
+        a = array("f")
+        a.frombytes(base64.b64decode(tokens["logprobs_f32"]))
+        if sys.byteorder == "big":
+            a.byteswap()
+        return a.tolist()
+    return tokens.get("logprobs")
+
+
 def compact_logprobs(entries: list | None) -> dict | None:
     """OpenAI ``logprobs.content`` entries -> columns (ids, tokens, logprobs, ...)."""
     if not entries:
@@ -130,7 +147,16 @@ def compact_logprobs(entries: list | None) -> dict | None:
             top.append([[t.get("id"), t.get("token"), t.get("logprob")] for t in tl])
         elif top is not None:
             top.append(None)
-    out: dict[str, Any] = {"ids": ids, "tokens": toks, "logprobs": lps}
+    out: dict[str, Any] = {"ids": ids, "tokens": toks}
+    if all(isinstance(x, float | int) for x in lps):
+        # llama.cpp computes logprobs as float32, so this is lossless, and 4x
+        # smaller and faster to write than decimal text.
+        a = array("f", lps)
+        if sys.byteorder == "big":
+            a.byteswap()  # stored little-endian
+        out["logprobs_f32"] = base64.b64encode(a.tobytes()).decode()
+    else:
+        out["logprobs"] = lps
     if raw_bytes:
         out["bytes"] = raw_bytes
     if top is not None:
@@ -430,28 +456,18 @@ class SessionLog:
         return ((self.start or {}).get("extra")) or {}
 
     def reward_for(self, turn: int | None) -> dict | None:
-        """The reward record that applies to ``turn``: the last one given for that
-        turn, else the last session-level one (turn None)."""
+        """The reward record that applies to ``turn``: among rewards given for that
+        turn or for the whole session (turn None), the most trusted source
+        (verifier > user > auto), then the latest."""
         best = None
-        for r in self.rewards:
-            if turn is not None and r.get("turn") == turn:
-                best = r
-        if best is not None:
-            return best
-        for r in self.rewards:
-            if r.get("turn") is None:
-                best = r
+        best_key = (-1, -1)
+        for i, r in enumerate(self.rewards):
+            t = r.get("turn")
+            if t is None or (turn is not None and t == turn):
+                key = (_SOURCE_RANK.get(r.get("source"), 0), i)
+                if key > best_key:
+                    best, best_key = r, key
         return best
-
-    def total_reward(self) -> float | None:
-        """Session score: the last session-level reward, else the mean of turn rewards."""
-        session_level = [r for r in self.rewards if r.get("turn") is None]
-        if session_level:
-            return float(session_level[-1]["value"])
-        by_turn: dict[Any, float] = {}
-        for r in self.rewards:
-            by_turn[r.get("turn")] = float(r["value"])
-        return sum(by_turn.values()) / len(by_turn) if by_turn else None
 
 
 @dataclass

@@ -227,7 +227,8 @@ def test_processes_sharing_a_dir_do_not_corrupt_each_other(tmp_path: Path) -> No
     d = tmp_path / "logs"
     procs = [spawn(tmp_path, "raise", str(d), "0.001", "3000") for _ in range(3)]
     for p in procs:
-        p.wait(30)
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 1 and "boom" in err, err
     recs = read_records(d)  # every line parses
     assert len(recs) == 9000
     assert all(r["pad"] == "y" * 200 for r in recs)

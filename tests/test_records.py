@@ -9,7 +9,14 @@ import orjson
 import pytest
 
 from coder.logger import Logger, list_log_files
-from coder.records import ReadStats, Recorder, from_ranges, read_sessions, to_ranges
+from coder.records import (
+    ReadStats,
+    Recorder,
+    decode_logprobs,
+    from_ranges,
+    read_sessions,
+    to_ranges,
+)
 
 TOOLS = [
     {
@@ -151,7 +158,9 @@ def test_every_prompt_rebuilds_exactly(tmp_path: Path) -> None:
     assert s.calls[0].model["alias"] == "smol"
     assert s.start["chat_template_hash"] and "chat_template" not in s.start["model"]
     tok = s.calls[1].tokens
-    assert tok["ids"][:2] == [100, 101] and len(tok["logprobs"]) == len(tok["tokens"])
+    assert tok["ids"][:2] == [100, 101] and tok["tokens"][:2] == list(s.calls[1].raw_content[:2])
+    lps = decode_logprobs(tok)
+    assert lps == pytest.approx([-0.1 * i for i in range(len(tok["ids"]))], abs=1e-6)
     assert s.calls[0].response["tool_calls"][0]["function"]["name"] == "read_file"
 
 
