@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import tempfile
 import threading
 import time
+from array import array
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -19,6 +21,32 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from coder.logger import Logger  # noqa: E402
 from coder.records import Recorder  # noqa: E402
 
+VOCAB = [
+    " the",
+    " file",
+    " read",
+    "_file",
+    "(",
+    ")",
+    ":",
+    "\n",
+    "    ",
+    "def",
+    " x",
+    " =",
+    " 1",
+    "{",
+    "}",
+    '"',
+    "path",
+    " test",
+    " fix",
+    " import",
+    " os",
+    ".",
+    ",",
+    " return",
+]
 NORMAL_RATE = 1_000  # events/s: a busy agent (~100 tok/s streamed + calls + tools), generous
 
 
@@ -31,17 +59,23 @@ class _Capture:
 
 
 def model_call_records(n_variants: int = 8, tokens: int = 128) -> list[dict]:
-    """model_call records exactly as the Recorder emits them (128 logprob tokens)."""
+    """model_call records exactly as the Recorder emits them (128 tokens with logprobs)."""
     rng = random.Random(0)
     cap = _Capture()
     rec = Recorder(cap, "bench")
     msgs = [{"role": "system", "content": "You are coder. " * 60}]
     for step in range(n_variants):
         msgs.append({"role": "user", "content": f"step {step}: fix the failing test in mod{step}"})
-        text = "".join(rng.choice('abcdefghij {}":,') for _ in range(tokens * 3))
+        toks = [rng.choice(VOCAB) for _ in range(tokens)]
+        text = "".join(toks)
         lp = [
-            {"id": rng.randrange(49152), "token": text[i * 3 : i * 3 + 3], "logprob": -rng.random()}
-            for i in range(tokens)
+            {
+                "id": rng.randrange(49152),
+                "token": t,
+                "bytes": list(t.encode()),
+                "logprob": float(array("f", [-rng.random() * 3])[0]),  # float32, as llama.cpp
+            }
+            for t in toks
         ]
         reply = {
             "role": "assistant",
@@ -79,24 +113,29 @@ def model_call_records(n_variants: int = 8, tokens: int = 128) -> list[dict]:
     return [r for r in cap.records if r["type"] == "model_call"]
 
 
-def bench_throughput(records: list[dict], n: int) -> tuple[float, float, int]:
-    with tempfile.TemporaryDirectory() as d:
-        lg = Logger(d)
-        k = len(records)
-        t0 = time.perf_counter()
-        for i in range(n):
-            lg.log(records[i % k])
-        lg.close()
-        ours = n / (time.perf_counter() - t0)
-        st = lg.stats()
-        assert st["written"] == n and st["dropped"] == 0, st
-        avg_bytes = st["bytes"] // n
-    with tempfile.TemporaryDirectory() as d, open(Path(d) / "base.jsonl", "w") as f:
-        t0 = time.perf_counter()
-        for i in range(n):
-            f.write(json.dumps(records[i % k]) + "\n")
-        f.flush()
-        base = n / (time.perf_counter() - t0)
+def bench_throughput(records: list[dict], n: int, trials: int = 3) -> tuple[float, float, int]:
+    """Events/s from the first log() to the end of close() (all on disk), best of
+    ``trials`` alternating with the baseline, so both see the same machine load."""
+    k = len(records)
+    ours = base = 0.0
+    avg_bytes = 0
+    for _ in range(trials):
+        with tempfile.TemporaryDirectory() as d:
+            lg = Logger(d)
+            t0 = time.perf_counter()
+            for i in range(n):
+                lg.log(records[i % k])
+            lg.close()
+            ours = max(ours, n / (time.perf_counter() - t0))
+            st = lg.stats()
+            assert st["written"] == n and st["dropped"] == 0, st
+            avg_bytes = st["bytes"] // n
+        with tempfile.TemporaryDirectory() as d, open(Path(d) / "base.jsonl", "w") as f:
+            t0 = time.perf_counter()
+            for i in range(n):
+                f.write(json.dumps(records[i % k]) + "\n")
+            f.flush()
+            base = max(base, n / (time.perf_counter() - t0))
     return ours, base, avg_bytes
 
 
@@ -185,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [
         (f"throughput, model_call (~{size} B)", f"{ours:,.0f} ev/s", ">= 100,000", ours >= 1e5),
         ("  baseline: stdlib json, sync", f"{base:,.0f} ev/s", "-", None),
+        ("  speed-up over baseline", f"{ours / base:.1f}x", "-", None),
         ("enqueue latency p50", f"{lat['p50']:.2f} us", "-", None),
         ("enqueue latency p99 (writer busy)", f"{lat['p99']:.2f} us", "< 50 us", lat["p99"] < 50),
         ("enqueue latency p99.9 / max", f"{lat['p999']:.1f} / {lat['max']:.0f} us", "-", None),
@@ -203,7 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, val, target, ok in rows:
         mark = "" if ok is None else ("yes" if ok else "NO")
         print(f"{name:<{w}}  {val:>22}  {target:>10}  {mark}")
-    print(f"(python {sys.version.split()[0]}, {threads} thread(s) alive at end)")
+    load = os.getloadavg()[0]
+    print(f"(python {sys.version.split()[0]}, {os.cpu_count()} cpus, load {load:.1f}; best of 3)")
+    assert threads >= 1
     return 0 if all(r[3] is not False for r in rows) else 1
 
 

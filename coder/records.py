@@ -124,22 +124,29 @@ def decode_logprobs(tokens: dict | None) -> list[float] | None:
     return tokens.get("logprobs")
 
 
-def compact_logprobs(entries: list | None) -> dict | None:
-    """OpenAI ``logprobs.content`` entries -> columns (ids, tokens, logprobs, ...)."""
+def compact_logprobs(entries: list | None, raw_content: str | None = None) -> dict | None:
+    """OpenAI ``logprobs.content`` entries -> compact columns.
+
+    ``ids`` (sampled token ids), ``logprobs_f32`` (base64 little-endian float32),
+    ``text`` (the tokens' concatenated text, only when it differs from
+    raw_content, e.g. a fence the server stripped under response_format),
+    ``tokens`` (per-token strings, only when the server gave no ids) and
+    ``top`` (top_logprobs as [id, token, logprob] triples, when requested).
+    """
     if not entries:
         return None
-    ids, toks, lps = [], [], []
-    raw_bytes: dict[str, list[int]] = {}
+    ids, lps, chunks = [], [], []
+    exact = True
     top: list | None = None
     for n, e in enumerate(entries):
         ids.append(e.get("id"))
-        tok = e.get("token", "")
-        toks.append(tok)
         lps.append(e.get("logprob"))
         b = e.get("bytes")
-        # Bytes only where the text is lossy (a token splitting a UTF-8 char).
-        if b is not None and bytes(b) != tok.encode("utf-8", "surrogatepass"):
-            raw_bytes[str(n)] = list(b)
+        if b is not None:
+            chunks.append(bytes(b))
+        else:
+            exact = False
+            chunks.append(str(e.get("token", "")).encode("utf-8", "surrogatepass"))
         tl = e.get("top_logprobs")
         if tl:
             if top is None:
@@ -147,7 +154,11 @@ def compact_logprobs(entries: list | None) -> dict | None:
             top.append([[t.get("id"), t.get("token"), t.get("logprob")] for t in tl])
         elif top is not None:
             top.append(None)
-    out: dict[str, Any] = {"ids": ids, "tokens": toks}
+    out: dict[str, Any] = {}
+    if all(isinstance(i, int) for i in ids):
+        out["ids"] = ids
+    else:
+        out["tokens"] = [e.get("token", "") for e in entries]
     if all(isinstance(x, float | int) for x in lps):
         # llama.cpp computes logprobs as float32, so this is lossless, and 4x
         # smaller and faster to write than decimal text.
@@ -157,8 +168,9 @@ def compact_logprobs(entries: list | None) -> dict | None:
         out["logprobs_f32"] = base64.b64encode(a.tobytes()).decode()
     else:
         out["logprobs"] = lps
-    if raw_bytes:
-        out["bytes"] = raw_bytes
+    text = b"".join(chunks).decode("utf-8", "replace" if exact else "surrogatepass")
+    if text != raw_content:
+        out["text"] = text
     if top is not None:
         out["top"] = top
     return out
@@ -300,7 +312,7 @@ class Recorder:
                     blobs[k] = self._blob(scrub(v, self._secrets), turn, step)
                 else:
                     rest[k] = scrub(v, self._secrets) if isinstance(v, dict | list) else v
-            tokens = compact_logprobs(logprobs)
+            tokens = compact_logprobs(logprobs, raw_content)
             note = None
             if tokens is None:
                 if not request.get("logprobs"):

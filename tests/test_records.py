@@ -12,6 +12,7 @@ from coder.logger import Logger, list_log_files
 from coder.records import (
     ReadStats,
     Recorder,
+    compact_logprobs,
     decode_logprobs,
     from_ranges,
     read_sessions,
@@ -158,7 +159,8 @@ def test_every_prompt_rebuilds_exactly(tmp_path: Path) -> None:
     assert s.calls[0].model["alias"] == "smol"
     assert s.start["chat_template_hash"] and "chat_template" not in s.start["model"]
     tok = s.calls[1].tokens
-    assert tok["ids"][:2] == [100, 101] and tok["tokens"][:2] == list(s.calls[1].raw_content[:2])
+    assert tok["ids"][:2] == [100, 101] and "text" in tok  # 20 tokens != the raw content
+    assert tok["text"] == s.calls[1].raw_content[:20]
     lps = decode_logprobs(tok)
     assert lps == pytest.approx([-0.1 * i for i in range(len(tok["ids"]))], abs=1e-6)
     assert s.calls[0].response["tool_calls"][0]["function"]["name"] == "read_file"
@@ -258,6 +260,19 @@ def test_missing_message_marks_call_broken(tmp_path: Path) -> None:
     st = ReadStats()
     s = next(read_sessions([path], st))
     assert st.broken_calls >= 1 and s.calls[-1].request is None
+
+
+def test_compact_logprobs() -> None:
+    entries = [
+        {"id": 1, "token": "{", "bytes": [123], "logprob": -0.5},
+        {"id": 2, "token": "\ufffd", "bytes": [0xC3], "logprob": -1.25},  # half of "é"
+        {"id": 3, "token": "\ufffd", "bytes": [0xA9], "logprob": 0.0},
+    ]
+    tok = compact_logprobs(entries, "{é")
+    assert tok["ids"] == [1, 2, 3] and "text" not in tok  # bytes rebuild the exact text
+    assert decode_logprobs(tok) == [-0.5, -1.25, 0.0]
+    tok = compact_logprobs([{"token": "a", "logprob": -0.5, "top_logprobs": []}], "b")
+    assert tok["tokens"] == ["a"] and tok["text"] == "a" and "ids" not in tok
 
 
 def test_session_end_reports_logger_stats_and_reward_validation(tmp_path: Path) -> None:
