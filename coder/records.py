@@ -31,7 +31,8 @@ SCHEMA_VERSION = 1
 REWARD_SOURCES = ("user", "verifier", "auto")
 REDACTED = "[REDACTED]"
 _SOURCE_RANK = {"auto": 0, "user": 1, "verifier": 2}
-# Request fields whose value is logged once per session as a blob when large.
+# Request fields logged once per session as a blob: these always, others when large.
+BLOB_FIELDS = frozenset({"tools", "response_format", "json_schema", "grammar", "functions"})
 BLOB_MIN_BYTES = 256
 _SECRET_KEY_PARTS = ("api_key", "apikey", "api-key", "authorization", "password", "secret")
 _SECRET_KEYS = {"access_token", "refresh_token", "bearer", "x-api-key", "proxy-authorization"}
@@ -308,7 +309,9 @@ class Recorder:
                     continue
                 if isinstance(k, str) and _is_secret_key(k):
                     continue  # never log credentials, even if someone put them in the body
-                if isinstance(v, dict | list) and len(canonical(v)) >= BLOB_MIN_BYTES:
+                if k in BLOB_FIELDS or (
+                    isinstance(v, dict | list) and len(canonical(v)) >= BLOB_MIN_BYTES
+                ):
                     blobs[k] = self._blob(scrub(v, self._secrets), turn, step)
                 else:
                     rest[k] = scrub(v, self._secrets) if isinstance(v, dict | list) else v

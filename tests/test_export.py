@@ -219,3 +219,83 @@ def test_sessions_spanning_rotated_files(tmp_path: Path) -> None:
     out = tmp_path / "g.jsonl"
     st = export([d], "grpo", out, None, None, None, False)
     assert st.sessions == 6 and st.rows == 1 and len(rows(out)[0]["completions"]) == 6
+
+
+def test_reward_precedence_verifier_user_auto(tmp_path: Path) -> None:
+    d = tmp_path / "logs"
+    lg = Logger(d)
+    rec = Recorder(lg, "p")
+    rec.session_start(config={}, model={}, tools=TOOLS, workspace="/w", git_head=None)
+    call(
+        rec,
+        1,
+        0,
+        [SYSTEM, {"role": "user", "content": "go"}],
+        {"role": "assistant", "content": "ok"},
+    )
+    rec.reward(1.0, "verifier", turn=None)  # session-level, most trusted
+    rec.reward(-0.1, "auto", turn=1)  # a later tool-error penalty does not override it
+    rec.reward(0.0, "user", turn=1)
+    rec.session_end("done")
+    lg.close()
+    out = tmp_path / "o.jsonl"
+    assert export([d], "sft", out, None, 1.0, None, False).rows == 1
+
+
+def test_json_protocol_call_uses_session_tools_and_blobs_response_format(tmp_path: Path) -> None:
+    d = tmp_path / "logs"
+    lg = Logger(d)
+    rec = Recorder(lg, "j")
+    rec.session_start(config={}, model={}, tools=TOOLS, workspace="/w", git_head=None)
+    schema = {"type": "json_schema", "json_schema": {"name": "step", "schema": {"anyOf": [
+        {"properties": {"tool": {"const": "read_file"}, "arguments": TOOLS[0]["function"]["parameters"]}},
+        {"properties": {"final": {"type": "string"}}},
+    ]}}}  # fmt: skip
+    request = {
+        "model": "smol",
+        "messages": [SYSTEM, {"role": "user", "content": "read a.py"}],
+        "response_format": schema,
+        "logprobs": True,
+    }
+    reply = tool_call("a.py")
+    rec.model_call(
+        turn=1,
+        step=0,
+        request=request,
+        response_message=reply,
+        raw_content='{"tool":"read_file","arguments":{"path":"a.py"}}',
+        finish_reason="stop",
+        usage=None,
+        timings=None,
+        logprobs=None,
+        protocol="json",
+    )
+    rec.session_end("done")
+    lg.close()
+    raw = [orjson.loads(x) for x in list_log_files(d)[0].read_bytes().splitlines()]
+    mc = next(r for r in raw if r["type"] == "model_call")
+    assert "response_format" not in mc["request"] and "response_format" in mc["request_blobs"]
+    assert mc["tokens_note"] == "requested but the server returned none"
+    out = tmp_path / "o.jsonl"
+    export([d], "sft", out, None, None, None, False)
+    r = rows(out)[0]
+    assert r["tools"] == TOOLS and r["messages"][-1]["tool_calls"][0]["function"]["arguments"] == {
+        "path": "a.py"
+    }
+
+
+def test_export_memory_does_not_grow_with_the_log(tmp_path: Path) -> None:
+    import tracemalloc
+
+    d = tmp_path / "logs"
+    lg = Logger(d, buffer_size=100_000)
+    for i in range(150):
+        rollout(lg, f"m{i}", f"task {i % 5}", f"file{i}.py" + "p" * 2000, float(i % 3))
+    lg.close()
+    size = sum(p.stat().st_size for p in list_log_files(d))
+    tracemalloc.start()
+    st = export([d], "sft", tmp_path / "o.jsonl", None, None, None, False)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert st.rows == 150 and size > 2_000_000
+    assert peak < size / 8, (peak, size)  # one session at a time, not the file
