@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import math
 import os
 import sqlite3
@@ -29,7 +30,6 @@ from coder.records import (
     ReadStats,
     SessionLog,
     canonical,
-    content_hash,
     decode_logprobs,
     read_sessions,
 )
@@ -105,9 +105,33 @@ def call_tools(call: ModelCall, session: SessionLog) -> list[dict] | None:
     return req.get("tools") or session.tools or None
 
 
-def prompt_key(call: ModelCall, session: SessionLog) -> str:
-    req = call.request or {}
-    return content_hash({"messages": req.get("messages"), "tools": call_tools(call, session)})
+class _PromptKeys:
+    """Group key of a call: hash of its messages and tools. The reader shares one
+    dict per message across a session's calls, so each message is hashed once
+    (a per-call hash of the whole prompt would cost turns squared)."""
+
+    def __init__(self) -> None:
+        self._memo: dict[int, tuple[Any, bytes]] = {}
+
+    def new_session(self) -> None:
+        self._memo.clear()
+
+    def _digest(self, obj: Any) -> bytes:
+        hit = self._memo.get(id(obj))
+        if hit is not None and hit[0] is obj:
+            return hit[1]
+        d = hashlib.blake2b(canonical(obj), digest_size=16).digest()
+        self._memo[id(obj)] = (obj, d)
+        return d
+
+    def key(self, call: ModelCall, session: SessionLog) -> str:
+        req = call.request or {}
+        h = hashlib.blake2b(digest_size=16)
+        for m in req.get("messages") or []:
+            h.update(self._digest(m))
+        h.update(b"|tools|")
+        h.update(self._digest(call_tools(call, session)))
+        return h.hexdigest()
 
 
 # ------------------------------------------------------------- conversations
@@ -123,7 +147,8 @@ def _conversations(s: SessionLog) -> Iterator[tuple[ModelCall, list[dict]]]:
         if i + 1 < len(good):
             nxt = good[i + 1].request["messages"]
             n = len(msgs)
-            if len(nxt) >= n and canonical(nxt[:n]) == canonical(msgs):
+            # the reader shares one dict per logged message: identity first
+            if len(nxt) >= n and all(a is b or a == b for a, b in zip(nxt[:n], msgs, strict=True)):
                 continue
         yield c, msgs
 
@@ -281,26 +306,31 @@ def _export_groups(
         try:
             db.executescript(_SCHEMA)
             seq = 0
+            keys = _PromptKeys()
+            seen: set[str] = set()  # 32-char keys: small next to the prompts they stand for
             for s in sessions:
                 task = s.extra.get("task_id")
+                keys.new_session()
                 for call in s.calls:
                     if not call.ok or not call.response:
                         continue
                     value, source = _reward_value(s, call.turn)
                     if value is None:
                         continue
+                    key = keys.key(call, s)
                     try:
-                        prompt = [trl_message(m) for m in call.request["messages"]]
                         completion = [trl_message(call.response)]
+                        if key not in seen:
+                            prompt = [trl_message(m) for m in call.request["messages"]]
+                            tools = call_tools(call, s)
+                            db.execute(
+                                "INSERT INTO prompts VALUES (?,?,?,?)",
+                                (key, orjson.dumps(prompt), orjson.dumps(tools), task),
+                            )
+                            seen.add(key)
                     except ValueError:
                         st.skipped_rows += 1
                         continue
-                    key = prompt_key(call, s)
-                    tools = call_tools(call, s)
-                    db.execute(
-                        "INSERT OR IGNORE INTO prompts VALUES (?,?,?,?)",
-                        (key, orjson.dumps(prompt), orjson.dumps(tools), task),
-                    )
                     if task:  # a task id seen on any rollout names the group
                         db.execute(
                             "UPDATE prompts SET task_id=? WHERE key=? AND task_id IS NULL",
