@@ -407,3 +407,11 @@ def test_render_json_without_system_message():
         and '{"answer"' in wire[0]["content"]
         and wire[1] == {"role": "user", "content": "hi"}
     )
+
+
+def test_dropped_connections_are_retried_but_bounded(srv):
+    srv.enqueue(*[Drop()] * 5)
+    with Client(srv.base_url, retries=1, backoff=0.001) as c, pytest.raises(LLMError) as err:
+        chat(c)
+    # one immediate resend (a stale kept-alive connection looks the same) + 1 + 1 retry
+    assert len(srv.chat_requests()) == 3 and "RemoteProtocolError" in str(err.value)
