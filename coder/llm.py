@@ -135,7 +135,9 @@ class Client:
             )
             data = orjson.loads(resp.read())
             self._props = data if isinstance(data, dict) else {}
-        except openai.APIStatusError:
+        except openai.APIStatusError as exc:
+            if exc.status_code >= 500 or exc.status_code in (408, 429):
+                return {}  # loading (503) or busy: ask again next time
             self._props = {}  # a definite answer: not llama.cpp (or no /props)
         except (openai.APIError, orjson.JSONDecodeError):
             return {}  # not reachable yet: ask again next time
@@ -387,6 +389,8 @@ def response_format(tools: list[dict]) -> dict:
 
 def tools_text(tools: list[dict]) -> str:
     """The tool list in words, for templates that drop `tools`."""
+    if not tools:
+        return 'Every reply is one JSON object: {"answer": "<text for the user>"}'
     lines = [
         "# Tools",
         "",

@@ -23,8 +23,8 @@ one of:
     a callable(request) -> one of the above, for replies that depend on the request
 
 GET /props, /v1/models, /health answer from `srv.props` (None -> 404), `srv.model`;
-`srv.route(method, path, reply)` overrides or adds any other route with a fixed
-reply. With `api_key=...` every request lacking "Authorization: Bearer KEY" gets 401.
+`srv.route(method, path, reply)` overrides or adds any route with a fixed reply
+(None removes the override). With `api_key=...` every request lacking "Authorization: Bearer KEY" gets 401.
 
 Chunk builders: `chunk`, `text_chunks`, `tool_call_chunks`, `final_chunks`,
 and the shortcuts `stream_text`, `stream_tool_calls`, `completion`.
@@ -155,8 +155,14 @@ class ScriptedServer:
         with self._lock:
             self._queue.extend(replies)
 
-    def route(self, method: str, path: str, reply: Reply | Callable[[Request], Reply]) -> None:
-        self._routes[(method.upper(), path)] = reply
+    def route(
+        self, method: str, path: str, reply: Reply | Callable[[Request], Reply] | None
+    ) -> None:
+        """Answer METHOD PATH with `reply` every time (None restores the default)."""
+        if reply is None:
+            self._routes.pop((method.upper(), path), None)
+        else:
+            self._routes[(method.upper(), path)] = reply
 
     @property
     def pending(self) -> int:

@@ -415,3 +415,11 @@ def test_dropped_connections_are_retried_but_bounded(srv):
         chat(c)
     # one immediate resend (a stale kept-alive connection looks the same) + 1 + 1 retry
     assert len(srv.chat_requests()) == 3 and "RemoteProtocolError" in str(err.value)
+
+
+def test_props_while_loading_is_not_cached(srv):
+    srv.route("GET", "/props", Status(503))
+    with Client(srv.base_url) as c:
+        assert c.props() == {} and c.resolve_protocol("auto") == "native"
+        srv.route("GET", "/props", None)
+        assert c.resolve_protocol("auto") == "json"
