@@ -184,65 +184,149 @@ def cmd_server(cfg, args) -> int:
 
 
 def cmd_export(cfg, args) -> int:
-    raise UsageError("export is not available yet")
+    from datetime import datetime
+
+    from coder import export
+
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since)
+        except ValueError:
+            raise UsageError(f"--since: not a date (YYYY-MM-DD[THH:MM]): {args.since}") from None
+    paths = [Path(p) for p in args.logs]
+    for path in paths:
+        if not path.is_file():
+            raise UsageError(f"log file not found: {path}")
+    stats = export.export(
+        paths,
+        args.format,
+        Path(args.output) if args.output else None,
+        since=since,
+        min_reward=args.min_reward,
+        session=args.session,
+        progress=sys.stderr.isatty(),
+        log_dir=log_dir(cfg),
+    )
+    where = f" to {args.output}" if args.output else ""
+    print(
+        f"exported {stats.rows} {args.format} rows from {stats.sessions} sessions{where}; "
+        f"skipped {stats.skipped_lines} corrupt lines",
+        file=sys.stderr,
+    )
+    return EXIT_OK
 
 
 def cmd_query(cfg, args) -> int:
-    from coder import server as srv
+    import json
+
+    from coder import agent as agent_mod
+    from coder.runtime import open_runtime
 
     task = sys.stdin.read() if args.query == "-" else args.query
     if not task.strip():
         raise UsageError("-q needs a task (text, or '-' to read it from stdin)")
-    notify = lambda m: print(f"coder: {m}", file=sys.stderr)  # noqa: E731
-    server = srv.connect(cfg, log_dir(cfg), notify)
+    reason = ["exit"]
+    sink = PlainSink(stream_text=not args.json)
+    refuse = lambda name, what: False  # noqa: E731  (-q has no one to ask: --yes approves)
+    with open_runtime(cfg, refuse, sink.notice, reason) as rt:
+        result = agent_mod.run_turn(rt.agent, task, sink, rt.cancel)
+        reason[0] = result.stop
+        if args.verify:
+            verify(rt, args.verify, sink)
+        if args.json:
+            print(json.dumps({
+                "answer": result.answer,
+                "stop": result.stop,
+                "tool_calls": agent_mod.tool_calls_summary(result),
+                "usage": result.usage,
+                "session_id": rt.recorder.session_id,
+                "error": result.error,
+            }))  # fmt: skip
+        elif result.answer and not sink.streamed:
+            print(result.answer)
+        elif sink.streamed:
+            print()
+    if result.stop == "error":
+        print(f"coder: {result.error}", file=sys.stderr)
+        return EXIT_SERVER
+    return EXIT_OK if result.ok else EXIT_TASK_FAILED
+
+
+def verify(rt, command: str, sink) -> float:
+    """--verify CMD: run CMD in the workspace; exit 0 is reward 1.0, else 0.0."""
+    import subprocess
+
+    root = rt.agent.tool_ctx.workspace.root
     try:
-        return _answer(cfg, server, task)
-    finally:
-        srv.stop(server)
-
-
-def _answer(cfg, server, task: str) -> int:
-    # Minimal single chat until the agent loop lands.
-    import openai
-
-    from coder.server import ServerError
-
-    client = openai.OpenAI(
-        base_url=server.base_url, api_key=cfg.llm.api_key or "none", max_retries=2
-    )
-    try:
-        stream = client.chat.completions.create(
-            model=cfg.llm.server.alias,
-            messages=[{"role": "user", "content": task}],
-            temperature=cfg.llm.sampling.temperature,
-            max_tokens=cfg.llm.sampling.max_tokens,
-            stream=True,
+        proc = subprocess.run(
+            command, shell=True, cwd=root, capture_output=True, text=True, timeout=600
         )
-        for chunk in stream:
-            if chunk.choices and chunk.choices[0].delta.content:
-                sys.stdout.write(chunk.choices[0].delta.content)
-                sys.stdout.flush()
-    except openai.APIError as exc:
-        raise ServerError(f"model server at {server.base_url}: {exc}") from None
-    sys.stdout.write("\n")
-    return EXIT_OK
+        code, output = proc.returncode, (proc.stdout + proc.stderr)[-4000:]
+    except subprocess.TimeoutExpired:
+        code, output = -1, "timed out after 600 s"
+    value = 1.0 if code == 0 else 0.0
+    rt.recorder.reward(
+        value, "verifier", note=f"{command} -> exit {code}\n{output}", turn=rt.agent.turn
+    )
+    sink.notice(f"verify: {command} -> exit {code} (reward {value})")
+    return value
+
+
+class PlainSink:
+    """-q output: the answer's text to stdout, tool activity and notices to stderr."""
+
+    def __init__(self, stream_text: bool = True) -> None:
+        self.stream_text = stream_text
+        self.streamed = False
+
+    def text(self, delta: str) -> None:
+        if self.stream_text and delta:
+            sys.stdout.write(delta)
+            sys.stdout.flush()
+            self.streamed = True
+
+    def tool_call(self, call) -> None:
+        if self.streamed:
+            sys.stdout.write("\n")
+            self.streamed = False
+        print(f"> {call.name} {call.arguments}", file=sys.stderr)
+
+    def tool_result(self, call, result) -> None:
+        first = (result.output.strip().splitlines() or [""])[0][:120]
+        print(f"  {'error: ' if result.is_error else ''}{first}", file=sys.stderr)
+
+    def notice(self, message: str) -> None:
+        print(f"coder: {message}", file=sys.stderr)
 
 
 def cmd_repl(cfg, args) -> int:
-    # Minimal line loop until the prompt-toolkit REPL lands: one task per line.
-    from coder import server as srv
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        from coder import repl
 
-    notify = lambda m: print(f"coder: {m}", file=sys.stderr)  # noqa: E731
-    server = srv.connect(cfg, log_dir(cfg), notify)
-    try:
+        return repl.main(cfg, args)
+    return line_loop(cfg)
+
+
+def line_loop(cfg) -> int:
+    """Piped stdin: one task per line, plain output (scripts, tests)."""
+    from coder import agent as agent_mod
+    from coder.runtime import open_runtime
+
+    reason = ["exit"]
+    sink = PlainSink()
+    with open_runtime(cfg, lambda name, what: False, sink.notice, reason) as rt:
         for line in sys.stdin:
             if line.strip() in ("/exit", "/quit"):
                 break
             if line.strip():
-                _answer(cfg, server, line)
-        return EXIT_OK
-    finally:
-        srv.stop(server)
+                result = agent_mod.run_turn(rt.agent, line.strip(), sink, rt.cancel)
+                if not sink.streamed and result.answer:
+                    print(result.answer)
+                elif sink.streamed:
+                    print()
+                    sink.streamed = False
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -1,0 +1,289 @@
+"""The loop: messages -> model -> tool calls -> results -> model ... -> answer.
+
+Nothing here knows about the terminal: output goes to a Sink the caller passes
+in, approval is a callback inside the ToolContext, and every step is handed to a
+Recorder (training logs). The same loop serves the REPL, `-q` and rollouts.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import tools as toolbox
+from coder import resources
+from coder.config import Config
+from coder.llm import ChatResult, Client, LLMError, ToolCall
+from coder.session import Budget, shed_context
+from tools import ToolContext, ToolResult
+
+FORMAT_HINT = (
+    "Your tool call could not be read ({error}). Call a tool with a JSON object: "
+    '{{"tool": "<name>", "arguments": {{...}}}}, or give your final answer as '
+    '{{"answer": "<text>"}}. Available tools: {names}.'
+)
+REPEAT_NOTE = (
+    "\n[note: you made this exact call {n} times in a row; use the result above or answer]"
+)
+
+
+class Sink(Protocol):
+    """Where the loop's output goes (the REPL's renderer, -q's printer, a rollout's null)."""
+
+    def text(self, delta: str) -> None: ...
+    def tool_call(self, call: ToolCall) -> None: ...
+    def tool_result(self, call: ToolCall, result: ToolResult) -> None: ...
+    def notice(self, message: str) -> None: ...
+
+
+class NullSink:
+    def text(self, delta: str) -> None:
+        pass
+
+    def tool_call(self, call: ToolCall) -> None:
+        pass
+
+    def tool_result(self, call: ToolCall, result: ToolResult) -> None:
+        pass
+
+    def notice(self, message: str) -> None:
+        pass
+
+
+class Recorder(Protocol):  # coder.records.Recorder, or nothing
+    def user_message(self, turn: int, content: str) -> None: ...
+    def model_call(self, **fields) -> None: ...
+    def tool_result(self, **fields) -> None: ...
+    def reward(
+        self, value: float, source: str, note: str | None = None, turn: int | None = None
+    ) -> None: ...
+    def compaction(self, **fields) -> None: ...
+
+
+@dataclass
+class TurnResult:
+    answer: str
+    stop: str  # answer | max_steps | interrupted | invalid_tool_call | error
+    steps: int = 0
+    tool_calls: list[dict] = field(default_factory=list)
+    usage: dict = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0})
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.stop == "answer"
+
+
+@dataclass
+class Agent:
+    client: Client
+    config: Config
+    tool_ctx: ToolContext
+    recorder: Recorder | None = None
+    messages: list[dict] = field(default_factory=list)
+    turn: int = 0
+    budget: Budget = field(default_factory=Budget)
+    tool_names: list[str] | None = None  # None: every registered tool
+
+    def __post_init__(self) -> None:
+        if not self.messages:
+            self.messages.append({"role": "system", "content": system_prompt(self.config)})
+
+    @property
+    def tools(self) -> list[dict]:
+        return toolbox.schemas(self.tool_names)
+
+    def clear(self) -> None:
+        """Forget the conversation, keep the system prompt."""
+        del self.messages[1:]
+
+
+def system_prompt(cfg: Config) -> str:
+    path = cfg.agent.system_prompt
+    text = (
+        Path(path).expanduser().read_text(encoding="utf-8")
+        if path
+        else resources.read_text("prompts/system.md")
+    )
+    return text.strip()
+
+
+def run_turn(
+    agent: Agent,
+    user_text: str,
+    sink: Sink | None = None,
+    cancel: threading.Event | None = None,
+) -> TurnResult:
+    """One user request, run to a final answer, max_steps, an error or cancellation."""
+    sink = sink or NullSink()
+    agent.turn += 1
+    turn = agent.turn
+    rec = agent.recorder
+    agent.messages.append({"role": "user", "content": user_text})
+    if rec:
+        rec.user_message(turn, user_text)
+    result = TurnResult(answer="", stop="max_steps")
+    retried_format = False
+    last_call: tuple[str, str] | None = None
+    repeats = 0
+    cfg = agent.config
+
+    for step in range(1, cfg.agent.max_steps + 1):
+        result.steps = step
+        _fit_context(agent, sink, turn, step)
+        try:
+            reply = agent.client.chat(
+                agent.messages,
+                agent.tools,
+                sampling=cfg.llm.sampling,
+                protocol=cfg.llm.tool_protocol,
+                on_text=sink.text,
+                logprobs=cfg.logging.logprobs,
+                cancel=cancel,
+            )
+        except LLMError as exc:
+            result.stop, result.error = "error", str(exc)
+            break
+        _record_call(agent, reply, turn, step)
+        _add_usage(result.usage, reply.usage)
+        agent.budget.observe(reply.usage, agent.messages)
+
+        if reply.interrupted or reply.error:
+            agent.messages.append(reply.message)
+            result.answer = reply.message.get("content") or ""
+            result.stop = "interrupted" if reply.interrupted else "error"
+            result.error = reply.error
+            break
+
+        if reply.parse_error and not reply.tool_calls:
+            agent.messages.append({"role": "assistant", "content": reply.raw_content})
+            if retried_format:
+                result.answer, result.stop = reply.raw_content, "invalid_tool_call"
+                _auto_reward(agent, -1.0, "invalid tool call after a format reminder", turn)
+                break
+            retried_format = True
+            names = ", ".join(t["function"]["name"] for t in agent.tools)
+            hint = FORMAT_HINT.format(error=reply.parse_error, names=names)
+            agent.messages.append({"role": "user", "content": hint})
+            sink.notice(
+                f"the model's tool call could not be parsed ({reply.parse_error}); asked it to retry"
+            )
+            continue
+
+        agent.messages.append(reply.message)
+        if not reply.tool_calls:
+            result.answer, result.stop = reply.message.get("content") or "", "answer"
+            break
+
+        for call in reply.tool_calls:
+            key = (call.name, call.arguments)
+            repeats = repeats + 1 if key == last_call else 1
+            last_call = key
+            output = _run_tool(agent, call, sink, turn, step)
+            result.tool_calls.append(
+                {"name": call.name, "arguments": call.arguments, "is_error": output.is_error}
+            )
+            content = output.output + (REPEAT_NOTE.format(n=repeats) if repeats >= 3 else "")
+            agent.messages.append({"role": "tool", "tool_call_id": call.id, "content": content})
+            if cancel is not None and cancel.is_set():
+                result.stop = "interrupted"
+                return result
+    else:
+        msg = f"stopped after {cfg.agent.max_steps} steps (agent.max_steps) without a final answer"
+        sink.notice(msg)
+        result.error = msg
+        _auto_reward(agent, -1.0, "max_steps reached", turn)
+    return result
+
+
+def _run_tool(agent: Agent, call: ToolCall, sink: Sink, turn: int, step: int) -> ToolResult:
+    sink.tool_call(call)
+    if call.error:
+        out = ToolResult(f"error: arguments are not valid JSON: {call.error}", True, 0.0)
+    else:
+        out = toolbox.dispatch(call.name, call.arguments, agent.tool_ctx)
+    sink.tool_result(call, out)
+    if agent.recorder:
+        agent.recorder.tool_result(
+            turn=turn,
+            step=step,
+            call_id=call.id,
+            name=call.name,
+            arguments=call.arguments,
+            output=out.output,
+            is_error=out.is_error,
+            duration_ms=out.duration_ms,
+        )
+    if out.is_error:
+        _auto_reward(agent, -0.1, f"tool error in {call.name}", turn)
+    return out
+
+
+def _record_call(agent: Agent, reply: ChatResult, turn: int, step: int) -> None:
+    if not agent.recorder:
+        return
+    agent.recorder.model_call(
+        turn=turn,
+        step=step,
+        request=reply.request,
+        response_message=reply.message,
+        raw_content=reply.raw_content,
+        finish_reason=reply.finish_reason,
+        usage=reply.usage,
+        timings=reply.timings,
+        logprobs=reply.logprobs,
+        protocol=reply.protocol,
+        interrupted=reply.interrupted,
+        error=reply.error or reply.parse_error,
+        duration_ms=reply.duration_ms,
+    )
+
+
+def _auto_reward(agent: Agent, value: float, note: str, turn: int) -> None:
+    if agent.recorder:
+        agent.recorder.reward(value, "auto", note=note, turn=turn)
+
+
+def _add_usage(total: dict, usage: dict | None) -> None:
+    for key in ("prompt_tokens", "completion_tokens"):
+        total[key] += int((usage or {}).get(key) or 0)
+
+
+def _fit_context(agent: Agent, sink: Sink, turn: int, step: int) -> None:
+    """Shed old tool output before the prompt would outgrow the server's context."""
+    if agent.budget.n_ctx is None:
+        agent.budget.n_ctx = agent.client.context_size()
+    limit = agent.budget.prompt_limit(agent.config.llm.sampling.max_tokens)
+    if limit is None:
+        return
+    before = agent.budget.estimate(agent.messages)
+    if before <= limit:
+        return
+    dropped = shed_context(agent.messages, agent.budget, limit)
+    after = agent.budget.estimate(agent.messages)
+    sink.notice(
+        f"context {before} of {agent.budget.n_ctx} tokens: shed {dropped} old messages/outputs "
+        f"(now about {after})"
+    )
+    if agent.recorder:
+        agent.recorder.compaction(
+            turn=turn,
+            dropped_messages=dropped,
+            tokens_before=before,
+            tokens_after=after,
+            note="elided oldest tool outputs" if after <= limit else "still over the limit",
+        )
+
+
+def tool_calls_summary(result: TurnResult) -> list[dict]:
+    out = []
+    for call in result.tool_calls:
+        try:
+            args = json.loads(call["arguments"])
+        except (ValueError, TypeError):
+            args = call["arguments"]
+        out.append({"name": call["name"], "arguments": args, "is_error": call["is_error"]})
+    return out

@@ -1,0 +1,144 @@
+"""Assemble a working session in the spec's order, and take it apart in reverse.
+
+config -> logger -> server -> client -> tools -> (REPL / -q) -> stop server -> close logger.
+SIGTERM and SIGHUP are turned into SystemExit by the CLI, so the `finally` here runs
+on every way out: no orphan server, no lost log record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from coder import config as config_mod
+from coder import server as srv
+from coder.agent import Agent
+from coder.config import Config, ConfigError
+from coder.llm import Client
+from coder.logger import Logger
+from coder.records import Recorder
+from tools import ToolContext
+from tools.workspace import Workspace, WorkspaceError
+
+
+@dataclass
+class Runtime:
+    config: Config
+    logger: Logger
+    recorder: Recorder
+    server: srv.Server
+    client: Client
+    agent: Agent
+    cancel: threading.Event
+
+
+def log_dir(cfg: Config) -> Path:
+    return Path(cfg.logging.dir).expanduser()
+
+
+def workspace_root(cfg: Config) -> Path:
+    root = Path(cfg.tools.workspace or ".").expanduser().resolve()
+    if not root.is_dir():
+        raise ConfigError(f"tools.workspace: not a directory: {root}")
+    return root
+
+
+@contextlib.contextmanager
+def open_runtime(
+    cfg: Config,
+    approve: Callable[[str, str], bool],
+    notify: Callable[[str], None],
+    end_reason: list[str] | None = None,
+) -> Iterator[Runtime]:
+    """Yield a ready Runtime; `end_reason[0]` (set by the caller) goes into session_end."""
+    root = workspace_root(cfg)
+    logger = Logger(
+        log_dir(cfg),
+        buffer_size=cfg.logging.buffer_size,
+        flush_interval=cfg.logging.flush_interval,
+        rotate_mib=cfg.logging.rotate_mib,
+    )
+    recorder = Recorder(logger)
+    server = None
+    client = None
+    started = False
+    reason = end_reason if end_reason is not None else ["exit"]
+    try:
+        server = srv.connect(cfg, log_dir(cfg), notify)
+        client = Client(
+            server.base_url,
+            api_key=cfg.llm.api_key,
+            model=cfg.llm.server.alias,
+            timeout=cfg.llm.request_timeout,
+        )
+        cancel = threading.Event()
+        try:
+            workspace = Workspace(root)
+        except WorkspaceError as exc:
+            raise ConfigError(f"tools.workspace: {exc}") from None
+        tool_ctx = ToolContext(
+            workspace=workspace,
+            approve=approve,
+            approval=cfg.tools.shell.approval,
+            shell_timeout=cfg.tools.shell.timeout,
+            max_output_bytes=cfg.tools.shell.max_output_bytes,
+            cancel=cancel,
+        )
+        agent = Agent(client=client, config=cfg, tool_ctx=tool_ctx, recorder=recorder)
+        recorder.session_start(
+            config=config_mod.as_dict(cfg),
+            model=model_identity(server.props, cfg),
+            tools=agent.tools,
+            workspace=str(root),
+            git_head=git_head(root),
+            extra={"tool_protocol": client.resolve_protocol(cfg.llm.tool_protocol)},
+        )
+        started = True
+        yield Runtime(cfg, logger, recorder, server, client, agent, cancel)
+    except BaseException as exc:
+        if reason == ["exit"]:
+            reason[0] = (
+                "interrupted" if isinstance(exc, KeyboardInterrupt | SystemExit) else "error"
+            )
+        raise
+    finally:
+        if client is not None:
+            client.close()
+        srv.stop(server)
+        if started:
+            recorder.session_end(reason[0])
+        logger.close()
+
+
+def model_identity(props: dict, cfg: Config) -> dict:
+    """Which model answered: alias, file, size, template hash, context size."""
+    path = props.get("model_path") or cfg.llm.server.model_path
+    identity = {
+        "alias": props.get("model_alias") or cfg.llm.server.alias,
+        "model_path": path,
+        "model_file": Path(path).name if path else None,
+        "n_ctx": (props.get("default_generation_settings") or {}).get("n_ctx"),
+        "build_info": props.get("build_info"),
+    }
+    if path and Path(path).is_file():
+        identity["model_size"] = Path(path).stat().st_size
+    template = props.get("chat_template")
+    if template:
+        identity["chat_template_hash"] = hashlib.sha256(template.encode()).hexdigest()
+        identity["chat_template"] = template
+    return identity
+
+
+def git_head(root: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None

@@ -1,0 +1,238 @@
+"""The loop against a scripted OpenAI-compatible server (real HTTP, real SSE)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from coder.agent import Agent, run_turn
+from coder.config import Config
+from coder.llm import Client
+from coder.records import Recorder
+from tests.scripted_server import (
+    Drop,
+    ScriptedServer,
+    Status,
+    Stream,
+    final_chunks,
+    stream_text,
+    stream_tool_calls,
+    text_chunks,
+)
+from tools import ToolContext
+from tools.workspace import Workspace
+
+
+class ListLog:
+    def __init__(self):
+        self.records: list[dict] = []
+
+    def log(self, record: dict) -> None:
+        self.records.append(record)
+
+    def types(self, kind: str) -> list[dict]:
+        return [r for r in self.records if r["type"] == kind]
+
+
+class Events:
+    """A Sink that remembers what the loop showed."""
+
+    def __init__(self):
+        self.texts, self.calls, self.results, self.notices = [], [], [], []
+
+    def text(self, delta):
+        self.texts.append(delta)
+
+    def tool_call(self, call):
+        self.calls.append(call)
+
+    def tool_result(self, call, result):
+        self.results.append(result)
+
+    def notice(self, message):
+        self.notices.append(message)
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    (tmp_path / "README.md").write_text("first line\nsecond line\n")
+    return Workspace(tmp_path)
+
+
+def make_agent(srv, workspace, protocol="native", max_steps=6, log=None) -> Agent:
+    cfg = Config()
+    cfg.llm.tool_protocol = protocol
+    cfg.agent.max_steps = max_steps
+    recorder = Recorder(log) if log is not None else None
+    if recorder:
+        recorder.session_start(
+            config={}, model={}, tools=[], workspace=str(workspace.root), git_head=None
+        )
+    client = Client(srv.base_url, retries=2, backoff=0.01)
+    return Agent(
+        client=client, config=cfg, tool_ctx=ToolContext(workspace=workspace), recorder=recorder
+    )
+
+
+def tool_messages(request) -> list[dict]:
+    return [m for m in request.json["messages"] if m["role"] == "tool"]
+
+
+def test_native_tool_call_runs_and_result_reaches_the_model(workspace):
+    log = ListLog()
+    with ScriptedServer() as srv:
+        srv.enqueue(
+            stream_tool_calls([("read_file", '{"path": "README.md"}')]),
+            stream_text("The first line is: first line"),
+        )
+        agent = make_agent(srv, workspace, log=log)
+        events = Events()
+        result = run_turn(agent, "Read README.md and tell me its first line", events)
+        second = srv.chat_requests()[1]
+    assert result.ok and result.steps == 2
+    assert "first line" in result.answer
+    assert [c.name for c in events.calls] == ["read_file"]
+    assert "first line" in tool_messages(second)[0]["content"]
+    assert [r["name"] for r in log.types("tool_result")] == ["read_file"]
+    assert len(log.types("model_call")) == 2 and log.types("user_message")
+
+
+def test_split_and_interleaved_tool_calls_both_run(workspace):
+    (workspace.root / "b.txt").write_text("bee\n")
+    with ScriptedServer() as srv:
+        srv.enqueue(
+            stream_tool_calls(
+                [("read_file", '{"path": "README.md"}'), ("read_file", '{"path": "b.txt"}')],
+                interleave=True,
+                pieces=4,
+            ),
+            stream_text("done"),
+        )
+        agent = make_agent(srv, workspace)
+        result = run_turn(agent, "read both", Events())
+        outputs = [m["content"] for m in tool_messages(srv.chat_requests()[1])]
+    assert result.ok
+    assert len(outputs) == 2 and "first line" in outputs[0] and "bee" in outputs[1]
+
+
+def test_json_protocol_call_becomes_a_normal_tool_call(workspace):
+    log = ListLog()
+    with ScriptedServer() as srv:
+        srv.enqueue(
+            stream_text('{"tool": "read_file", "arguments": {"path": "README.md"}}'),
+            stream_text('{"answer": "It says: first line"}'),
+        )
+        agent = make_agent(srv, workspace, protocol="json", log=log)
+        events = Events()
+        result = run_turn(agent, "Read README.md", events)
+        first = srv.chat_requests()[0].json
+        second = srv.chat_requests()[1].json
+    assert result.ok and result.answer == "It says: first line"
+    assert "response_format" in first and "tools" not in first
+    assert "first line" in json.dumps(second["messages"])  # the result reached the model
+    assert agent.messages[2]["tool_calls"][0]["function"]["name"] == "read_file"
+    assert log.types("model_call")[0]["protocol"] == "json"
+
+
+def test_malformed_arguments_and_unknown_tool_come_back_as_errors(workspace):
+    with ScriptedServer() as srv:
+        srv.enqueue(
+            stream_tool_calls([("read_file", '{"path": "README.md"')]),  # cut JSON
+            stream_tool_calls([("launch_rockets", "{}")]),
+            stream_text("sorry"),
+        )
+        agent = make_agent(srv, workspace)
+        events = Events()
+        result = run_turn(agent, "go", events)
+    assert result.ok
+    assert [r.is_error for r in events.results] == [True, True]
+    assert "launch_rockets" in events.results[1].output
+
+
+def test_tools_forever_stops_at_max_steps_with_a_clear_message(workspace):
+    log = ListLog()
+    with ScriptedServer() as srv:
+        srv.default = stream_tool_calls([("list_dir", "{}")])
+        agent = make_agent(srv, workspace, max_steps=3, log=log)
+        events = Events()
+        result = run_turn(agent, "loop", events)
+        calls = len(srv.chat_requests())
+    assert result.stop == "max_steps" and not result.ok
+    assert calls == 3
+    assert any("agent.max_steps" in n for n in events.notices)
+    assert any(r["source"] == "auto" and "max_steps" in r["note"] for r in log.types("reward"))
+
+
+def test_repeated_identical_calls_get_a_note(workspace):
+    with ScriptedServer() as srv:
+        srv.enqueue(*[stream_tool_calls([("list_dir", "{}")]) for _ in range(3)], stream_text("ok"))
+        agent = make_agent(srv, workspace)
+        run_turn(agent, "loop", Events())
+        last = tool_messages(srv.chat_requests()[-1])[-1]["content"]
+    assert "3 times in a row" in last
+
+
+def test_unparseable_json_reply_gets_one_format_reminder(workspace):
+    log = ListLog()
+    with ScriptedServer() as srv:
+        srv.enqueue(stream_text('{"tool": "read_file", "argu'), stream_text('{"tool": "read_f'))
+        agent = make_agent(srv, workspace, protocol="json", log=log)
+        events = Events()
+        result = run_turn(agent, "read it", events)
+        reminder = srv.chat_requests()[1].json["messages"][-1]["content"]
+    assert result.stop == "invalid_tool_call"
+    assert '"tool"' in reminder and "read_file" in reminder
+    assert any("could not be parsed" in n for n in events.notices)
+    assert any(r["source"] == "auto" for r in log.types("reward"))
+
+
+def test_stream_cut_midway_ends_the_turn_cleanly(workspace):
+    with ScriptedServer() as srv:
+        srv.enqueue(
+            Stream(text_chunks(["Hello ", "wor", "ld"]) + final_chunks(), disconnect_after=2)
+        )
+        agent = make_agent(srv, workspace)
+        result = run_turn(agent, "hi", Events())
+    assert result.stop == "error" and result.error
+    assert agent.messages[-1]["role"] == "assistant"
+
+
+def test_503_then_success_is_retried(workspace):
+    with ScriptedServer() as srv:
+        srv.enqueue(
+            Status(503, {"error": {"code": 503, "message": "Loading model"}}), stream_text("ready")
+        )
+        agent = make_agent(srv, workspace)
+        result = run_turn(agent, "hi", Events())
+    assert result.ok and result.answer == "ready"
+
+
+def test_server_gone_is_an_error_result_not_a_crash(workspace):
+    with ScriptedServer() as srv:
+        srv.default = Drop()
+        agent = make_agent(srv, workspace)
+        result = run_turn(agent, "hi", Events())
+        root = srv.root
+    assert result.stop == "error" and root in result.error
+
+
+def test_old_tool_output_is_shed_to_fit_the_context(workspace):
+    (workspace.root / "big.txt").write_text("x" * 6000 + "\n")
+    log = ListLog()
+    with ScriptedServer() as srv:
+        srv.props = {**srv.props, "default_generation_settings": {"n_ctx": 2048}}
+        srv.enqueue(
+            stream_tool_calls([("read_file", '{"path": "big.txt"}')]),
+            stream_text("read it"),
+            stream_text("second answer"),
+        )
+        agent = make_agent(srv, workspace, log=log)
+        agent.config.llm.sampling.max_tokens = 256
+        run_turn(agent, "read big.txt", Events())
+        run_turn(agent, "now something else", Events())
+        last = srv.chat_requests()[-1].json["messages"]
+    system, latest = last[0], last[-1]
+    assert system["role"] == "system" and latest["content"] == "now something else"
+    assert "xxxxxxxx" not in json.dumps(last)
+    assert log.types("compaction")
