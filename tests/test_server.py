@@ -18,7 +18,6 @@ from coder import config, engine, server
 from coder.config import Config
 from tests.conftest import free_port, wait_healthy
 
-
 # The model ran (exit 0), or ran and did not finish the task (exit 1: a tiny model's
 # choice); these tests are about the server's lifecycle, not the answer.
 ANSWERED = (0, 1)
