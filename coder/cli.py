@@ -6,10 +6,7 @@ Imports stay lazy so `coder --version` starts as fast as Python itself.
 
 from __future__ import annotations
 
-import argparse
-import signal
 import sys
-from pathlib import Path
 
 from coder import __version__
 
@@ -20,7 +17,9 @@ class UsageError(Exception):
     pass
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser():
+    import argparse
+
     common = argparse.ArgumentParser(add_help=False)
     g = common.add_argument_group("common options")
     g.add_argument("--config", metavar="FILE", help="config file (over ./config.yaml)")
@@ -73,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def overrides(args: argparse.Namespace) -> dict:
+def overrides(args) -> dict:
     return {
         "llm.server.model_path": args.model,
         "llm.base_url": args.base_url,
@@ -95,6 +94,12 @@ def _raise_exit(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv == ["--version"]:  # the fast path: no argparse, no config
+        print(f"coder {__version__}")
+        return EXIT_OK
+    import signal
+
     parser = build_parser()
     args = parser.parse_args(argv)
     for sig in (signal.SIGTERM, signal.SIGHUP):
@@ -125,8 +130,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def log_dir(cfg) -> Path:
-    return Path(cfg.logging.dir).expanduser()
+def log_dir(cfg):
+    from coder.config import log_dir
+
+    return log_dir(cfg)
 
 
 def cmd_setup(cfg, args) -> int:
@@ -135,6 +142,8 @@ def cmd_setup(cfg, args) -> int:
 
     say = (lambda m: None) if args.quiet else (lambda m: print(m))
     if cfg.llm.server.model_path:
+        from pathlib import Path
+
         model = Path(cfg.llm.server.model_path).expanduser()
         if not model.is_file():
             raise ServerError(f"model file not found: {model} (llm.server.model_path)")
@@ -185,6 +194,7 @@ def cmd_server(cfg, args) -> int:
 
 def cmd_export(cfg, args) -> int:
     from datetime import datetime
+    from pathlib import Path
 
     from coder import export
 

@@ -309,6 +309,10 @@ def as_dict(cfg: Config, redact: bool = True) -> dict:
     return data
 
 
+def log_dir(cfg: Config) -> Path:
+    return Path(cfg.logging.dir).expanduser()
+
+
 def get_key(cfg: Config, key: str) -> Any:
     obj: Any = cfg
     for part in key.split("."):

@@ -18,7 +18,7 @@ from pathlib import Path
 from coder import config as config_mod
 from coder import server as srv
 from coder.agent import Agent
-from coder.config import Config, ConfigError
+from coder.config import Config, ConfigError, log_dir
 from coder.llm import Client
 from coder.logger import Logger
 from coder.records import Recorder
@@ -35,10 +35,6 @@ class Runtime:
     client: Client
     agent: Agent
     cancel: threading.Event
-
-
-def log_dir(cfg: Config) -> Path:
-    return Path(cfg.logging.dir).expanduser()
 
 
 def workspace_root(cfg: Config) -> Path:
