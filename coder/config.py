@@ -74,6 +74,7 @@ class LLMConfig:
 class AgentConfig:
     max_steps: int = 20
     system_prompt: str | None = None
+    tools: list[str] | None = None
 
 
 @dataclass

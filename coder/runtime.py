@@ -53,6 +53,7 @@ def open_runtime(
 ) -> Iterator[Runtime]:
     """Yield a ready Runtime; `end_reason[0]` (set by the caller) goes into session_end."""
     root = workspace_root(cfg)
+    tool_names = offered_tools(cfg)
     logger = Logger(
         log_dir(cfg),
         buffer_size=cfg.logging.buffer_size,
@@ -85,7 +86,13 @@ def open_runtime(
             max_output_bytes=cfg.tools.shell.max_output_bytes,
             cancel=cancel,
         )
-        agent = Agent(client=client, config=cfg, tool_ctx=tool_ctx, recorder=recorder)
+        agent = Agent(
+            client=client,
+            config=cfg,
+            tool_ctx=tool_ctx,
+            recorder=recorder,
+            tool_names=tool_names,
+        )
         recorder.session_start(
             config=config_mod.as_dict(cfg),
             model=model_identity(server.props, cfg),
@@ -109,6 +116,16 @@ def open_runtime(
         if started:
             recorder.session_end(reason[0])
         logger.close()
+
+
+def offered_tools(cfg: Config) -> list[str] | None:
+    import tools
+
+    unknown = [name for name in cfg.agent.tools or [] if name not in tools.REGISTRY]
+    if unknown:
+        known = ", ".join(sorted(tools.REGISTRY))
+        raise ConfigError(f"agent.tools: unknown tool {unknown[0]!r} (known: {known})")
+    return cfg.agent.tools
 
 
 def model_identity(props: dict, cfg: Config) -> dict:
