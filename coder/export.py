@@ -94,8 +94,6 @@ def openai_message(m: dict) -> dict:
             fn["arguments"] = a if isinstance(a, str) else orjson.dumps(a).decode()
             calls.append({"id": tc.get("id") or f"call_{i}", "type": "function", "function": fn})
         out["tool_calls"] = calls
-        if not out.get("content"):
-            out.pop("content", None)
     return out
 
 

@@ -115,7 +115,8 @@ def test_openai_rows_have_string_arguments(logs: Path, tmp_path: Path) -> None:
     tc = r["messages"][2]["tool_calls"][0]
     assert tc["type"] == "function" and tc["id"] == "call_0"
     assert json.loads(tc["function"]["arguments"]) == {"path": "a.py"}
-    assert "content" not in r["messages"][2]  # null content dropped next to tool_calls
+    # kept exactly as sent: the exported prompt is what the server received
+    assert "content" in r["messages"][2] and r["messages"][2]["content"] is None
     assert r["messages"][3] == {"role": "tool", "tool_call_id": "call_0", "content": "text of a.py"}
 
 
