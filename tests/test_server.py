@@ -15,7 +15,8 @@ import psutil
 import pytest
 
 from coder import config, engine, server
-from coder.config import Config
+from coder.config import Config, Sampling
+from coder.llm import Client
 from tests.conftest import free_port, wait_healthy
 
 # The model ran (exit 0), or ran and did not finish the task (exit 1: a tiny model's
@@ -274,6 +275,12 @@ def test_dead_managed_server_is_restarted(tmp_path):
         assert s.restarts == 1 and s.pid != first, messages
         assert any("died" in m for m in messages)
         assert server.probe(s.endpoint.root).state == "ready"
+        # the next request works
+        with Client(s.base_url) as client:
+            reply = client.chat(
+                [{"role": "user", "content": "Say hi"}], [], sampling=Sampling(max_tokens=8)
+            )
+        assert reply.error is None and reply.usage["completion_tokens"] > 0
     finally:
         server.stop(s)
     assert wait_gone(port) == []
