@@ -201,6 +201,16 @@ def validate(schema: dict, value: Any, where: str = "") -> list[str]:
     return problems
 
 
+def object_schema(properties: dict, required: list[str]) -> dict:
+    """The JSON schema of a tool's arguments: an object with exactly these properties."""
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+    }
+
+
 def signature(schema: dict) -> str:
     """A one-line summary of an arguments schema, e.g. `path: string, start_line?: integer`."""
     required = set(schema.get("required", []))

@@ -7,7 +7,7 @@ import os
 import re
 from pathlib import Path
 
-from tools import Tool, ToolContext, ToolError, register
+from tools import Tool, ToolContext, ToolError, object_schema, register
 from tools.workspace import SKIP_DIRS, Workspace, compile_glob
 
 MAX_LIST = 500  # entries shown by list_dir / find_files / tree
@@ -23,15 +23,6 @@ _MAGIC = [
     (b"SQLite format 3\x00", "SQLite database"),
     (b"\x00asm", "WebAssembly module"),
 ]
-
-
-def _obj(props: dict, required: list[str]) -> dict:
-    return {
-        "type": "object",
-        "properties": props,
-        "required": required,
-        "additionalProperties": False,
-    }
 
 
 _PATH = {"type": "string", "description": "path relative to the workspace"}
@@ -402,7 +393,7 @@ register(
     Tool(
         "read_file",
         "Read a text file. Optional start_line/end_line (1-based, inclusive) read part of it.",
-        _obj(
+        object_schema(
             {
                 "path": _PATH,
                 "start_line": {"type": "integer", "minimum": 1},
@@ -421,7 +412,7 @@ register(
     Tool(
         "read_files",
         "Read several text files at once.",
-        _obj({"paths": {"type": "array", "items": {"type": "string"}}}, ["paths"]),
+        object_schema({"paths": {"type": "array", "items": {"type": "string"}}}, ["paths"]),
         read_files,
     )
 )
@@ -429,7 +420,7 @@ register(
     Tool(
         "write_file",
         "Create or overwrite a file with the given content.",
-        _obj({"path": _PATH, "content": {"type": "string"}}, ["path", "content"]),
+        object_schema({"path": _PATH, "content": {"type": "string"}}, ["path", "content"]),
         write_file,
     )
 )
@@ -437,7 +428,7 @@ register(
     Tool(
         "append_file",
         "Add content at the end of a file (created if missing).",
-        _obj({"path": _PATH, "content": {"type": "string"}}, ["path", "content"]),
+        object_schema({"path": _PATH, "content": {"type": "string"}}, ["path", "content"]),
         append_file,
     )
 )
@@ -446,7 +437,7 @@ register(
         "replace_in_file",
         "Replace old_text with new_text in a file. old_text must match exactly once "
         "(copy it from the file), unless replace_all is true.",
-        _obj(
+        object_schema(
             {
                 "path": _PATH,
                 "old_text": {"type": "string", "description": "exact text to find"},
@@ -462,7 +453,7 @@ register(
     Tool(
         "list_dir",
         'List a directory (directories end with /). ext filters files, e.g. "py".',
-        _obj(
+        object_schema(
             {
                 "path": _PATH,
                 "ext": {"type": "string", "description": 'file extension(s), e.g. "py" or "js,ts"'},
@@ -477,7 +468,9 @@ register(
     Tool(
         "tree",
         "Show the directory tree down to a depth.",
-        _obj({"path": _PATH, "depth": {"type": "integer", "minimum": 1, "maximum": 10}}, []),
+        object_schema(
+            {"path": _PATH, "depth": {"type": "integer", "minimum": 1, "maximum": 10}}, []
+        ),
         tree,
     )
 )
@@ -485,7 +478,7 @@ register(
     Tool(
         "exists",
         "Tell whether a path exists and if it is a file or a directory.",
-        _obj({"path": _PATH}, ["path"]),
+        object_schema({"path": _PATH}, ["path"]),
         exists,
     )
 )
@@ -493,7 +486,7 @@ register(
     Tool(
         "find_files",
         'Find files by glob, e.g. "*.py" (any directory) or "src/**/*.ts".',
-        _obj({"pattern": {"type": "string"}, "path": _PATH}, ["pattern"]),
+        object_schema({"pattern": {"type": "string"}, "path": _PATH}, ["pattern"]),
         find_files,
     )
 )

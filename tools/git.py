@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from tools import Tool, ToolContext, ToolError, check_approval, register
+from tools import Tool, ToolContext, ToolError, check_approval, object_schema, register
 
 _ENV = {
     "GIT_PAGER": "cat",
@@ -135,23 +135,18 @@ def git_commit(ctx: ToolContext, message: str, all: bool = False) -> str:
     return r.stdout.strip()
 
 
-def _obj(props: dict, required: list[str]) -> dict:
-    return {
-        "type": "object",
-        "properties": props,
-        "required": required,
-        "additionalProperties": False,
-    }
-
-
 _PATH = {"type": "string", "description": "limit to this file or directory"}
 
-register(Tool("git_status", "Show changed, staged and untracked files.", _obj({}, []), git_status))
+register(
+    Tool(
+        "git_status", "Show changed, staged and untracked files.", object_schema({}, []), git_status
+    )
+)
 register(
     Tool(
         "git_diff",
         "Show uncommitted changes as a diff (staged=true: what will be committed).",
-        _obj({"staged": {"type": "boolean"}, "path": _PATH}, []),
+        object_schema({"staged": {"type": "boolean"}, "path": _PATH}, []),
         git_diff,
     )
 )
@@ -159,7 +154,9 @@ register(
     Tool(
         "git_log",
         "List recent commits.",
-        _obj({"max_count": {"type": "integer", "minimum": 1, "maximum": 200}, "path": _PATH}, []),
+        object_schema(
+            {"max_count": {"type": "integer", "minimum": 1, "maximum": 200}, "path": _PATH}, []
+        ),
         git_log,
     )
 )
@@ -167,7 +164,7 @@ register(
     Tool(
         "git_show",
         "Show a commit (message and diff). rev is e.g. HEAD, HEAD~1 or a hash.",
-        _obj({"rev": {"type": "string"}, "path": _PATH}, []),
+        object_schema({"rev": {"type": "string"}, "path": _PATH}, []),
         git_show,
     )
 )
@@ -175,7 +172,7 @@ register(
     Tool(
         "git_add",
         "Stage files for the next commit.",
-        _obj({"paths": {"type": "array", "items": {"type": "string"}}}, ["paths"]),
+        object_schema({"paths": {"type": "array", "items": {"type": "string"}}}, ["paths"]),
         git_add,
     )
 )
@@ -183,7 +180,7 @@ register(
     Tool(
         "git_commit",
         "Commit the staged changes (all=true also stages modified files). Needs user approval.",
-        _obj({"message": {"type": "string"}, "all": {"type": "boolean"}}, ["message"]),
+        object_schema({"message": {"type": "string"}, "all": {"type": "boolean"}}, ["message"]),
         git_commit,
         needs_approval=True,
     )
