@@ -28,6 +28,7 @@ FORMAT_HINT = (
 REPEAT_NOTE = (
     "\n[note: you made this exact call {n} times in a row; use the result above or answer]"
 )
+REPEAT_LIMIT = 5  # identical calls in a row before the turn is ended as stuck
 
 
 class Sink(Protocol):
@@ -66,7 +67,7 @@ class Recorder(Protocol):  # coder.records.Recorder, or nothing
 @dataclass
 class TurnResult:
     answer: str
-    stop: str  # answer | max_steps | interrupted | invalid_tool_call | error
+    stop: str  # answer | max_steps | repeated_call | interrupted | invalid_tool_call | error
     steps: int = 0
     tool_calls: list[dict] = field(default_factory=list)
     usage: dict = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0})
@@ -191,6 +192,12 @@ def run_turn(
             if cancel is not None and cancel.is_set():
                 result.stop = "interrupted"
                 return result
+        if repeats >= REPEAT_LIMIT:
+            msg = f"stopped: the model made the same {last_call[0]} call {repeats} times in a row"
+            sink.notice(msg)
+            result.stop, result.error = "repeated_call", msg
+            _auto_reward(agent, -1.0, "repeated the same tool call", turn)
+            break
     else:
         msg = f"stopped after {cfg.agent.max_steps} steps (agent.max_steps) without a final answer"
         sink.notice(msg)

@@ -388,46 +388,28 @@ def response_format(tools: list[dict]) -> dict:
 
 
 def tools_text(tools: list[dict]) -> str:
-    """The tool list in words, for templates that drop `tools`."""
+    """The tool list in words, for templates that drop `tools`.
+
+    One line per tool: on a 2-core CPU every prompt token costs about 4 ms, and a
+    small model picks better from a short list. Argument types need no words: the
+    response_format schema enforces them.
+    """
     if not tools:
         return 'Every reply is one JSON object: {"answer": "<text for the user>"}'
     lines = [
         "# Tools",
-        "",
-        "Every reply is one JSON object. To call a tool:",
-        '{"tool": "<tool name>", "arguments": {<arguments>}}',
-        "When the task is done, give the final answer:",
-        '{"answer": "<text for the user>"}',
+        'Every reply is one JSON object: {"tool": "<name>", "arguments": {...}} to use a tool,',
+        'or {"answer": "<text for the user>"} when the task is done.',
     ]
     for tool in tools:
         fn = tool.get("function", tool)
-        lines += ["", f"## {fn['name']}"]
-        if fn.get("description"):
-            lines.append(fn["description"].strip())
         params = fn.get("parameters") or {}
-        props = params.get("properties") or {}
         required = set(params.get("required") or [])
-        if not props:
-            lines.append("Arguments: none ({})")
-            continue
-        lines.append("Arguments:")
-        for name, schema in props.items():
-            kind = _schema_kind(schema)
-            need = "required" if name in required else "optional"
-            desc = schema.get("description", "").strip()
-            lines.append(f"- {name} ({kind}, {need})" + (f": {desc}" if desc else ""))
+        args = ", ".join(
+            name if name in required else f"{name}?" for name in params.get("properties") or {}
+        )
+        lines.append(f"- {fn['name']}({args}): {(fn.get('description') or '').strip()}")
     return "\n".join(lines)
-
-
-def _schema_kind(schema: dict) -> str:
-    if "enum" in schema:
-        return "one of " + ", ".join(json.dumps(v) for v in schema["enum"])
-    kind = schema.get("type", "any")
-    if isinstance(kind, list):
-        kind = " or ".join(kind)
-    if kind == "array" and isinstance(schema.get("items"), dict):
-        return f"array of {_schema_kind(schema['items'])}"
-    return str(kind)
 
 
 def render_json_messages(messages: list[dict], tools: list[dict]) -> list[dict]:

@@ -236,3 +236,16 @@ def test_old_tool_output_is_shed_to_fit_the_context(workspace):
     assert system["role"] == "system" and latest["content"] == "now something else"
     assert "xxxxxxxx" not in json.dumps(last)
     assert log.types("compaction")
+
+
+def test_the_same_call_over_and_over_ends_the_turn_as_stuck(workspace):
+    log = ListLog()
+    with ScriptedServer() as srv:
+        srv.default = stream_tool_calls([("list_dir", "{}")])
+        agent = make_agent(srv, workspace, max_steps=20, log=log)
+        events = Events()
+        result = run_turn(agent, "loop", events)
+        calls = len(srv.chat_requests())
+    assert result.stop == "repeated_call" and calls == 5
+    assert any("5 times in a row" in n for n in events.notices)
+    assert any("repeated" in r["note"] for r in log.types("reward"))

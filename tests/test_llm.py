@@ -115,10 +115,7 @@ def test_json_protocol_request_shape(srv, client):
     wire = body["messages"]
     assert [m["role"] for m in wire] == ["system", "user", "assistant", "user", "assistant", "user"]
     assert wire[0]["content"].startswith("You are a coder.\n\n")
-    assert (
-        "## read_file" in wire[0]["content"]
-        and "- path (string, required): relative path" in wire[0]["content"]
-    )
+    assert "\n- read_file(path): " in wire[0]["content"]  # one line per tool, args named
     assert json.loads(wire[2]["content"]) == {"tool": "read_file", "arguments": {"path": "a.py"}}
     assert wire[3]["content"] == "Result of read_file:\nprint(1)"
     assert json.loads(wire[4]["content"]) == {"answer": "It prints 1."}
