@@ -242,10 +242,19 @@ def cmd_query(cfg, args) -> int:
     if not task.strip():
         raise UsageError("-q needs a task (text, or '-' to read it from stdin)")
     reason = ["exit"]
-    sink = PlainSink(stream_text=not args.json)
+    # a terminal gets rendered markdown (rich honours NO_COLOR); a pipe gets plain text
+    rendered = not args.json and sys.stdout.isatty()
+    sink = _tty_sink() if rendered else PlainSink(stream_text=not args.json)
     refuse = lambda name, what: False  # noqa: E731  (-q has no one to ask: --yes approves)
     with open_runtime(cfg, refuse, sink.notice, reason) as rt:
-        result = agent_mod.run_turn(rt.agent, task, sink, rt.cancel)
+        if rendered:
+            sink.root = rt.agent.tool_ctx.workspace.root
+            sink.start()
+        try:
+            result = agent_mod.run_turn(rt.agent, task, sink, rt.cancel)
+        finally:
+            if rendered:
+                sink.finish()
         reason[0] = result.stop
         if args.verify:
             verify(rt, args.verify, sink)
@@ -259,8 +268,13 @@ def cmd_query(cfg, args) -> int:
                 "error": result.error,
             }))  # fmt: skip
         elif result.answer and not sink.streamed:
-            print(result.answer)
-        elif sink.streamed:
+            if rendered:
+                from coder.render import markdown
+
+                sink.console.print(markdown(result.answer))
+            else:
+                print(result.answer)
+        elif sink.streamed and not rendered:
             print()
     if result.stop == "error":
         print(f"coder: {result.error}", file=sys.stderr)
@@ -286,6 +300,12 @@ def verify(rt, command: str, sink) -> float:
     )
     sink.notice(f"verify: {command} -> exit {code} (reward {value})")
     return value
+
+
+def _tty_sink():
+    from coder.render import RichSink, console_for
+
+    return RichSink(console_for(sys.stdout))
 
 
 class PlainSink:
