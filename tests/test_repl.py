@@ -1,0 +1,380 @@
+"""The REPL driven through prompt-toolkit's pipe input, against the scripted server."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from prompt_toolkit.completion import CompleteEvent
+from prompt_toolkit.document import Document
+from prompt_toolkit.history import InMemoryHistory
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
+from rich.console import Console
+
+from coder import sessions
+from coder.config import Config
+from coder.repl import INTERRUPTED_TOOL, Repl, ReplCompleter, open_history, repair_messages
+from coder.runtime import open_runtime
+from tests.scripted_server import (
+    TIMINGS,
+    ScriptedServer,
+    Stream,
+    final_chunks,
+    stream_text,
+    stream_tool_calls,
+    text_chunks,
+)
+
+PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
+CTRL_C, CTRL_D, ALT_ENTER = "\x03", "\x04", "\x1b\r"
+
+
+@pytest.fixture
+def srv():
+    with ScriptedServer() as s:
+        yield s
+
+
+@pytest.fixture
+def cfg(tmp_path, srv) -> Config:
+    cfg = Config()
+    cfg.llm.base_url = srv.base_url
+    cfg.llm.auto_manage = False
+    cfg.llm.tool_protocol = "native"
+    cfg.logging.dir = str(tmp_path / "logs")
+    cfg.repl.history_file = str(tmp_path / "state" / "history")
+    cfg.repl.sessions_dir = str(tmp_path / "state" / "sessions")
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "README.md").write_text("hello\nworld\n")
+    cfg.tools.workspace = str(ws)
+    return cfg
+
+
+class Session:
+    """One REPL on a pipe; `run(keys)` types them (from a thread) and returns the exit code."""
+
+    def __init__(self, repl: Repl, pipe, console: Console) -> None:
+        self.repl, self.pipe, self.console = repl, pipe, console
+
+    @property
+    def out(self) -> str:
+        return self.console.file.getvalue()
+
+    @property
+    def messages(self) -> list[dict]:
+        return self.repl.rt.agent.messages
+
+    def run(self, keys: str, timeout: float = 30) -> int:
+        sender = threading.Thread(target=self.pipe.send_text, args=(keys,), daemon=True)
+        sender.start()
+        code = self.repl.run()
+        sender.join(timeout)
+        return code
+
+
+@contextlib.contextmanager
+def repl_session(cfg: Config, history=None):
+    console = Console(file=io.StringIO(), width=120, color_system=None)
+    holder: dict[str, Repl] = {}
+    with create_pipe_input() as pipe:
+        approve = lambda name, what: holder["repl"].approve(name, what)  # noqa: E731
+        with open_runtime(cfg, approve, lambda m: None) as rt:
+            repl = Repl(rt, console, input=pipe, output=DummyOutput(),
+                        history=history or InMemoryHistory())  # fmt: skip
+            holder["repl"] = repl
+            yield Session(repl, pipe, console)
+
+
+def user_texts(srv: ScriptedServer) -> list[str]:
+    return [r.json["messages"][-1]["content"] for r in srv.chat_requests()]
+
+
+def log_records(cfg: Config, rt) -> list[dict]:
+    rt.logger.flush()
+    out = []
+    for path in sorted(Path(cfg.logging.dir).glob("*.jsonl")):
+        out += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return out
+
+
+# -- input ------------------------------------------------------------------------------
+
+
+def test_a_question_streams_the_answer_and_exit_leaves(cfg, srv):
+    srv.enqueue(stream_text("The answer is **42**."))
+    with repl_session(cfg) as s:
+        assert s.run("what is it?\r/exit\r") == 0
+        assert "The answer is 42." in s.out
+        assert user_texts(srv) == ["what is it?"]
+        assert s.messages[-1] == {"role": "assistant", "content": "The answer is **42**."}
+        assert "smollm" not in s.repl.toolbar() and "ctx 12/4096" in s.repl.toolbar()
+
+
+def test_multiline_input_and_a_paste_arrive_whole(cfg, srv):
+    srv.enqueue(stream_text("one"), stream_text("two"))
+    pasted = "line 1\nline 2\r\nline 3"
+    with repl_session(cfg) as s:
+        keys = f"first{ALT_ENTER}second\r{PASTE_START}{pasted}{PASTE_END}\r{CTRL_D}"
+        assert s.run(keys) == 0
+    assert user_texts(srv) == ["first\nsecond", "line 1\nline 2\nline 3"]
+
+
+def test_ctrl_d_ctrl_c_twice_and_ctrl_c_on_a_line(cfg, srv):
+    with repl_session(cfg) as s:
+        assert s.run(CTRL_D) == 0
+        assert s.run(CTRL_C + CTRL_C) == 0
+        assert "Ctrl-C again" in s.out
+        # Ctrl-C drops a typed line (nothing sent); a command in between disarms the exit
+        assert s.run("typed text" + CTRL_C + CTRL_C + "/help\r" + CTRL_C + "/exit\r") == 0
+    assert srv.chat_requests() == []
+
+
+def test_a_one_megabyte_paste_is_kept_not_sent_and_the_repl_goes_on(cfg, srv):
+    srv.enqueue(stream_text("small answer"))
+    big = ("x" * 99 + "\n") * 10_500  # about 1 MB
+    with repl_session(cfg, history=open_history(cfg.repl.history_file, print)) as s:
+        keys = f"{PASTE_START}{big}{PASTE_END}\rsmall question\r/exit\r"
+        assert s.run(keys, timeout=60) == 0
+        assert "not sent" in s.out and "small answer" in s.out
+    assert user_texts(srv) == ["small question"]
+    kept = list((Path(cfg.repl.history_file).parent / "unsent").iterdir())
+    assert len(kept) == 1 and kept[0].read_text() == big
+    history = Path(cfg.repl.history_file).read_text()
+    assert "small question" in history and "x" * 99 not in history
+
+
+def test_history_persists_between_runs(cfg, srv):
+    srv.enqueue(stream_text("a"), stream_text("b"))
+    for keys in ("first question\r/exit\r", "/help\r/exit\r"):
+        with repl_session(cfg, history=open_history(cfg.repl.history_file, print)) as s:
+            s.run(keys)
+    strings = list(open_history(cfg.repl.history_file, print).load_history_strings())
+    assert strings == ["/exit", "/help", "/exit", "first question"]  # newest first
+
+
+def test_unwritable_history_falls_back_to_memory(tmp_path):
+    (tmp_path / "file").write_text("x")
+    notes = []
+    history = open_history(str(tmp_path / "file" / "history"), notes.append)
+    assert isinstance(history, InMemoryHistory) and "in memory" in notes[0]
+
+
+# -- slash commands ---------------------------------------------------------------------
+
+
+def test_unknown_command_suggests_the_closest(cfg):
+    with repl_session(cfg) as s:
+        s.run("/lod s1\r/xyzzy\r/exit\r")
+        assert "unknown command /lod; did you mean /load" in s.out
+        assert "unknown command /xyzzy (/help" in s.out
+
+
+def test_help_lists_every_command_from_its_docstring(cfg):
+    with repl_session(cfg) as s:
+        s.run("/help\r/exit\r")
+        for name in ("help", "save", "load", "sessions", "delete", "clear", "config", "model",
+                     "tools", "stats", "export", "good", "bad", "reward", "undo", "exit"):  # fmt: skip
+            assert f"/{name}" in s.out
+        assert "load a saved conversation" in s.out
+
+
+def test_save_clear_load_restores_the_history(cfg, srv):
+    srv.enqueue(stream_text("first answer"))
+    with repl_session(cfg) as s:
+        s.run("remember this\r/save s1\r/exit\r")
+        saved = [dict(m) for m in s.messages]
+        assert len(saved) == 3
+        s.run("/clear\r/exit\r")
+        assert len(s.messages) == 1 and s.messages[0]["role"] == "system"
+        s.run("/sessions\r/load s1\r/exit\r")
+        assert s.messages == saved
+        assert "loaded s1: 3 messages" in s.out and "remember this" in s.out
+        notes = [r["note"] for r in log_records(cfg, s.repl.rt) if r["type"] == "compaction"]
+        assert notes == ["clear", "load s1"]
+        assert "s1" in s.repl.toolbar()
+        s.run("/delete s1\r/load s1\r/exit\r")
+        assert "deleted s1" in s.out and "no session named 's1'" in s.out
+
+
+def test_load_of_a_corrupt_or_newer_file_changes_nothing(cfg, srv):
+    srv.enqueue(stream_text("answer"))
+    d = Path(cfg.repl.sessions_dir)
+    d.mkdir(parents=True)
+    (d / "torn.json").write_text('{"version": 1, "messages": [{"role": "user", "cont')
+    (d / "future.json").write_text('{"version": 7, "messages": [{"role": "user"}]}')
+    with repl_session(cfg) as s:
+        s.run("hello\r/load torn\r/load future\r/load ../etc/passwd\r/exit\r")
+        assert "corrupt or truncated" in s.out and "newer coder" in s.out
+        assert "no path separators" in s.out
+        assert [m["role"] for m in s.messages] == ["system", "user", "assistant"]
+
+
+def test_save_into_an_unwritable_place_loses_nothing(cfg, srv, tmp_path):
+    srv.enqueue(stream_text("answer"))
+    (tmp_path / "blocker").write_text("a file, not a directory")
+    cfg.repl.sessions_dir = str(tmp_path / "blocker" / "sessions")
+    other = tmp_path / "elsewhere"
+    with repl_session(cfg) as s:
+        s.run(f"hello\r/save s1\r/config repl.sessions_dir {other}\r/save s1\r/exit\r")
+        assert "cannot save session 's1'" in s.out and "Nothing was lost" in s.out
+        assert len(s.messages) == 3
+    assert len(sessions.load(other, "s1")["messages"]) == 3
+
+
+def test_config_show_get_set(cfg, srv):
+    srv.enqueue(stream_text("ok"))
+    cfg.llm.api_key = "sk-secret-value-1234"
+    with repl_session(cfg) as s:
+        s.run("/config\r/config llm.sampling.top_k\r/config llm.sampling.temperature 0.7\r"
+              "/config tools.shell.approval never\r/config llm.nope 1\r/config llm.api_key\r"
+              "hi\r/exit\r")  # fmt: skip
+        assert "sk-secret-value-1234" not in s.out
+        assert "llm.sampling.temperature = 0.7" in s.out and "unknown key" in s.out
+        assert s.repl.rt.agent.tool_ctx.approval == "never"
+    assert srv.chat_requests()[-1].json["temperature"] == 0.7
+
+
+def test_rewards_go_to_the_log(cfg, srv):
+    srv.enqueue(stream_text("answer"))
+    with repl_session(cfg) as s:
+        s.run("/good\rquestion\r/good\r/bad\r/reward 0.5\r/reward lots\r/exit\r")
+        assert "nothing to rate yet" in s.out and "usage: /reward N" in s.out
+        rewards = [r for r in log_records(cfg, s.repl.rt) if r["type"] == "reward"]
+    assert [(r["value"], r["source"], r["turn"]) for r in rewards] == [
+        (1.0, "user", 1), (0.0, "user", 1), (0.5, "user", 1)
+    ]  # fmt: skip
+
+
+def test_stats_model_tools_and_toolbar_cache_rate(cfg, srv):
+    timings = {**TIMINGS, "cache_n": 30, "prompt_n": 10}
+    srv.enqueue(Stream(text_chunks("hi") + final_chunks(timings=timings)))
+    with repl_session(cfg) as s:
+        s.run("hello\r/stats\r/model\r/tools\r/exit\r")
+        assert "75% hit (30 cached, 10 evaluated)" in s.out
+        assert "dropped" in s.out and "read_file" in s.out and "4096" in s.out
+        assert "cache 75%" in s.repl.toolbar()
+
+
+def test_export_writes_this_session(cfg, srv, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    srv.enqueue(stream_text("an answer"))
+    with repl_session(cfg) as s:
+        s.run("a question\r/export sft out.jsonl\r/export nope\r/exit\r")
+        assert "exported 1 sft rows" in s.out and "unknown format" in s.out
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert rows[0]["messages"][-1]["content"] == "an answer"
+
+
+def test_undo_reverts_the_edit_and_tells_the_model(cfg, srv):
+    edit = json.dumps({"path": "README.md", "old_text": "world", "new_text": "there"})
+    srv.enqueue(stream_tool_calls([("replace_in_file", edit)]), stream_text("edited"),
+                stream_text("ok"))  # fmt: skip
+    readme = Path(cfg.tools.workspace) / "README.md"
+    with repl_session(cfg) as s:
+        s.run("edit it\r/undo\r/undo\rnext\r/exit\r")
+        assert "-world" in s.out and "+there" in s.out  # the diff panel
+        assert "restored README.md" in s.out and "nothing to undo" in s.out
+    assert readme.read_text() == "hello\nworld\n"
+    assert user_texts(srv)[-1].startswith("[note: the user undid your last file edit")
+
+
+# -- approval and cancellation ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("answer, ran", [("y", True), ("n", False)])
+def test_shell_needs_a_yes(cfg, srv, answer, ran):
+    srv.enqueue(stream_tool_calls([("run_shell", '{"command": "echo hi-there"}')]),
+                stream_text("done"))  # fmt: skip
+    with repl_session(cfg) as s:
+        s.run(f"run it\r{answer}\r/exit\r")
+        assert "run_shell wants to run" in s.out and "echo hi-there" in s.out
+    tool_msg = srv.chat_requests()[-1].json["messages"][-1]
+    assert tool_msg["role"] == "tool"
+    assert ("hi-there\n[exit code 0]" in tool_msg["content"]) is ran
+    assert ("did not approve" in tool_msg["content"]) is not ran
+
+
+def _interrupt_when(condition, timeout: float = 20) -> threading.Thread:
+    def run():
+        deadline = time.monotonic() + timeout
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+def test_ctrl_c_stops_the_generation_and_the_next_turn_works(cfg, srv):
+    slow = Stream(text_chunks(["word "] * 300) + final_chunks(), delay=0.02)  # 6 s in all
+    srv.enqueue(slow, stream_text("second answer"))
+    with repl_session(cfg) as s:
+        _interrupt_when(lambda: s.repl.sink.streamed)
+        start = time.monotonic()
+        s.run("long one\rnext one\r/exit\r")
+        assert time.monotonic() - start < 5
+        assert "interrupted" in s.out and "second answer" in s.out
+        partial = s.messages[2]["content"]
+        assert partial.startswith("word") and len(partial) < 1500
+        assert not s.repl.rt.cancel.is_set()
+    assert user_texts(srv) == ["long one", "next one"]
+
+
+def test_ctrl_c_stops_a_running_tool(cfg, srv):
+    cfg.tools.shell.approval = "auto"
+    calls = [("run_shell", '{"command": "sleep 30"}'), ("read_file", '{"path": "README.md"}')]
+    srv.enqueue(stream_tool_calls(calls), stream_text("after"))
+    with repl_session(cfg) as s:
+        _interrupt_when(lambda: s.repl.sink.phase == "tool" and time.sleep(0.3) is None)
+        start = time.monotonic()
+        s.run("sleep\r/exit\r")
+        assert time.monotonic() - start < 10
+        assert "interrupted" in s.out
+        tools = [m for m in s.messages if m["role"] == "tool"]
+        assert "cancelled by the user" in tools[0]["content"]
+        assert tools[1]["content"] == INTERRUPTED_TOOL  # the call that never ran is answered
+
+
+def test_repair_messages_answers_dangling_calls():
+    msgs = [
+        {"role": "system", "content": "s"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "a"}, {"id": "b"}]},
+        {"role": "tool", "tool_call_id": "a", "content": "ok"},
+        {"role": "user", "content": "next"},
+    ]
+    assert repair_messages(msgs) == 1
+    assert [m.get("tool_call_id") for m in msgs] == [None, None, "a", "b", None]
+    assert repair_messages(msgs) == 0
+
+
+# -- completion -------------------------------------------------------------------------
+
+
+def test_completion_of_commands_sessions_config_keys_and_paths(cfg):
+    (Path(cfg.tools.workspace) / "src").mkdir()
+    (Path(cfg.tools.workspace) / "src" / "main.py").write_text("")
+    sessions.save(cfg.repl.sessions_dir, "alpha", [{"role": "user", "content": "x"}])
+    with repl_session(cfg) as s:
+        comp = ReplCompleter(s.repl)
+
+        def texts(text: str) -> list[str]:
+            event = CompleteEvent(completion_requested=True)
+            return [c.text for c in comp.get_completions(Document(text), event)]
+
+        assert texts("/he") == ["/help"]
+        assert "/save" in texts("/s") and "/sessions" in texts("/s")
+        assert texts("/load al") == ["alpha"]
+        assert "llm.sampling.temperature" in texts("/config llm.sampling.t")
+        assert texts("look at REA") == ["README.md"]
+        assert texts("open src/m") == ["src/main.py"]
+        assert texts("see ../") == []  # nothing outside the workspace
