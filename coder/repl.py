@@ -654,8 +654,12 @@ class Repl:
 
     def toolbar(self) -> str:
         b = self.rt.agent.budget
-        used = b.last_prompt_tokens or 0
-        ctx = f"ctx {used}/{b.n_ctx}" if b.n_ctx else f"ctx {used}/?"
+        used = b.last_prompt_tokens
+        shown = str(used)
+        if used is None:  # before the first call, or after /clear, /load: an estimate
+            used = b.estimate(self.rt.agent.messages) if len(self.rt.agent.messages) > 1 else 0
+            shown = f"~{used}" if used else "0"
+        ctx = f"ctx {shown}/{b.n_ctx or '?'}"
         if b.n_ctx:
             ctx += f" ({used / b.n_ctx:.0%})"
         rate = self.stats.cache_hit_rate
