@@ -49,6 +49,7 @@ LIVE_KEYS = (
     "agent.max_steps",
     "tools.shell.",
     "logging.logprobs",
+    "repl.sessions_dir",
 )
 _COMMAND_RE = re.compile(r"^/([A-Za-z][\w-]*)(?:\s+(.*))?$", re.S)
 _PATH_WORD = re.compile(r"[\w./~+-]*$")
@@ -497,9 +498,7 @@ class Commands:
             Path(parts[1]).expanduser() if len(parts) > 1 else Path(f"coder-{sid[:8]}-{fmt}.jsonl")
         )
         self.rt.logger.flush()
-        stats = export.export(
-            [], fmt, out, session=sid, log_dir=Path(self.repl.cfg.logging.dir).expanduser()
-        )
+        stats = export.export([], fmt, out, session=sid, log_dir=self.rt.logger.dir)
         self.say(f"exported {stats.rows} {fmt} rows of this session to {out}", "green")
 
     def cmd_good(self, arg: str) -> None:
@@ -783,7 +782,7 @@ class Repl:
         where = Path(self.cfg.repl.history_file).expanduser().parent / "unsent"
         path = where / time.strftime("%Y%m%d-%H%M%S.txt")
         try:
-            sessions._atomic_write(path, text.encode("utf-8", "surrogateescape"))
+            sessions.atomic_write(path, text.encode("utf-8", "surrogateescape"))
         except OSError as exc:
             return (
                 f"Could not keep a copy ({exc.strerror or exc}); it is not in the history either."

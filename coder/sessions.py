@@ -97,7 +97,7 @@ def save(
     except (TypeError, ValueError) as exc:
         raise SessionError(f"cannot save session '{path.stem}': {exc}") from None
     try:
-        _atomic_write(path, blob)
+        atomic_write(path, blob)
     except OSError as exc:
         raise SessionError(
             f"cannot save session '{path.stem}' in {path.parent}: {exc.strerror or exc}. "
@@ -229,7 +229,7 @@ def _redact(config: dict) -> dict:
     return data
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -303,6 +303,30 @@ def test_shell_needs_a_yes(cfg, srv, answer, ran):
     assert ("did not approve" in tool_msg["content"]) is not ran
 
 
+def test_ctrl_c_at_the_approval_refuses_and_ends_the_turn(cfg, srv):
+    srv.enqueue(stream_tool_calls([("run_shell", '{"command": "echo no"}')]), stream_text("x"))
+    with repl_session(cfg) as s:
+        s.run(f"run it\r{CTRL_C}/exit\r")
+        assert "interrupted" in s.out
+        assert "did not approve" in s.messages[-1]["content"]
+        assert not s.repl.rt.cancel.is_set()
+    assert len(srv.chat_requests()) == 1  # the model was not asked again
+
+
+def test_a_notice_from_another_thread_shows_while_the_prompt_waits(cfg):
+    with repl_session(cfg) as s:
+
+        def later():
+            time.sleep(0.3)
+            s.repl.notify("llama-server is back")
+            time.sleep(0.3)
+            s.pipe.send_text("/exit\r")
+
+        threading.Thread(target=later, daemon=True).start()
+        assert s.repl.run() == 0
+        assert "llama-server is back" in s.out
+
+
 def _interrupt_when(condition, timeout: float = 20) -> threading.Thread:
     def run():
         deadline = time.monotonic() + timeout
