@@ -72,6 +72,7 @@ class TurnResult:
     tool_calls: list[dict] = field(default_factory=list)
     usage: dict = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0})
     error: str | None = None
+    calls: list[dict] = field(default_factory=list)  # per model call: usage, timings
 
     @property
     def ok(self) -> bool:
@@ -118,15 +119,31 @@ def run_turn(
     sink: Sink | None = None,
     cancel: threading.Event | None = None,
 ) -> TurnResult:
-    """One user request, run to a final answer, max_steps, an error or cancellation."""
+    """One user request, run to a final answer, max_steps, an error or cancellation.
+
+    Ctrl-C (KeyboardInterrupt) anywhere inside ends the turn as interrupted; either way
+    every tool call in the history gets a result, so the next request stays valid.
+    """
     sink = sink or NullSink()
+    too_long = _too_long_for_context(agent, user_text)
+    if too_long:
+        return TurnResult(answer="", stop="error", error=too_long)
     agent.turn += 1
-    turn = agent.turn
-    rec = agent.recorder
+    if agent.recorder:
+        agent.recorder.user_message(agent.turn, user_text)
     agent.messages.append({"role": "user", "content": user_text})
-    if rec:
-        rec.user_message(turn, user_text)
     result = TurnResult(answer="", stop="max_steps")
+    try:
+        _steps(agent, result, sink, cancel)
+    except KeyboardInterrupt:
+        result.stop = "interrupted"
+    finally:
+        answer_unanswered_calls(agent.messages)
+    return result
+
+
+def _steps(agent: Agent, result: TurnResult, sink: Sink, cancel: threading.Event | None) -> None:
+    turn = agent.turn
     retried_format = False
     last_call: tuple[str, str] | None = None
     repeats = 0
@@ -150,6 +167,7 @@ def run_turn(
             break
         _record_call(agent, reply, turn, step)
         _add_usage(result.usage, reply.usage)
+        result.calls.append({"usage": reply.usage, "timings": reply.timings})
         agent.budget.observe(reply.usage, agent.messages)
 
         if reply.interrupted or reply.error:
@@ -191,7 +209,7 @@ def run_turn(
             agent.messages.append({"role": "tool", "tool_call_id": call.id, "content": content})
             if cancel is not None and cancel.is_set():
                 result.stop = "interrupted"
-                return result
+                return
         if repeats >= REPEAT_LIMIT:
             msg = f"stopped: the model made the same {last_call[0]} call {repeats} times in a row"
             sink.notice(msg)
@@ -203,7 +221,49 @@ def run_turn(
         sink.notice(msg)
         result.error = msg
         _auto_reward(agent, -1.0, "max_steps reached", turn)
-    return result
+
+
+NOT_RUN = "[not run: the turn was interrupted before this call]"
+
+
+def answer_unanswered_calls(messages: list[dict]) -> int:
+    """Give every assistant tool call a tool result (a cut-short turn can leave some
+    unanswered, which makes the next request invalid). Returns how many were added."""
+    added = 0
+    i = 0
+    while i < len(messages):
+        msg = messages[i]
+        i += 1
+        if msg.get("role") != "assistant" or not msg.get("tool_calls"):
+            continue
+        answered = set()
+        while i < len(messages) and messages[i].get("role") == "tool":
+            answered.add(messages[i].get("tool_call_id"))
+            i += 1
+        for call in msg["tool_calls"]:
+            if call.get("id") not in answered:
+                messages.insert(
+                    i, {"role": "tool", "tool_call_id": call.get("id"), "content": NOT_RUN}
+                )
+                i += 1
+                added += 1
+    return added
+
+
+def _too_long_for_context(agent: Agent, user_text: str) -> str | None:
+    """A message that cannot fit even with the whole history shed is refused up front."""
+    if agent.budget.n_ctx is None:
+        agent.budget.n_ctx = agent.client.context_size()
+    limit = agent.budget.prompt_limit(agent.config.llm.sampling.max_tokens)
+    if limit is None:
+        return None
+    needed = agent.budget.estimate([agent.messages[0], {"role": "user", "content": user_text}])
+    if needed <= limit:
+        return None
+    return (
+        f"the message is too long for the model's context: about {needed:,} tokens, "
+        f"and {limit:,} fit in a prompt (llm.server.ctx_size {agent.budget.n_ctx:,})"
+    )
 
 
 def _run_tool(agent: Agent, call: ToolCall, sink: Sink, turn: int, step: int) -> ToolResult:
@@ -261,8 +321,6 @@ def _add_usage(total: dict, usage: dict | None) -> None:
 
 def _fit_context(agent: Agent, sink: Sink, turn: int, step: int) -> None:
     """Shed old tool output before the prompt would outgrow the server's context."""
-    if agent.budget.n_ctx is None:
-        agent.budget.n_ctx = agent.client.context_size()
     limit = agent.budget.prompt_limit(agent.config.llm.sampling.max_tokens)
     if limit is None:
         return

@@ -42,7 +42,6 @@ from coder.render import RichSink, markdown
 
 EXIT = "exit"
 MAX_HISTORY_ENTRY = 64 * 1024  # longer inputs (big pastes) stay out of the history file
-INTERRUPTED_TOOL = "[not run: the user interrupted the turn]"
 LIVE_KEYS = (
     "llm.sampling.",
     "llm.tool_protocol",
@@ -82,49 +81,6 @@ class Stats:
         if timings:
             self.cache_n += int(timings.get("cache_n") or 0)
             self.prompt_n += int(timings.get("prompt_n") or 0)
-
-
-class StatsRecorder:
-    """Wraps the agent's recorder to see each model call's timings (TurnResult has none)."""
-
-    def __init__(self, inner: Any, stats: Stats) -> None:
-        self.inner = inner
-        self.stats = stats
-
-    def model_call(self, **fields: Any) -> None:
-        self.stats.observe_call(fields.get("usage"), fields.get("timings"))
-        if self.inner is not None:
-            self.inner.model_call(**fields)
-
-    def __getattr__(self, name: str) -> Any:
-        if self.inner is None:
-            return lambda *a, **k: None
-        return getattr(self.inner, name)
-
-
-def repair_messages(messages: list[dict]) -> int:
-    """Give every tool call a result (a cut-short turn can leave some unanswered), so the
-    next request is valid for the server. Returns how many results were added."""
-    added = 0
-    i = 0
-    while i < len(messages):
-        msg = messages[i]
-        i += 1
-        calls = msg.get("tool_calls") if msg.get("role") == "assistant" else None
-        if not calls:
-            continue
-        answered = set()
-        while i < len(messages) and messages[i].get("role") == "tool":
-            answered.add(messages[i].get("tool_call_id"))
-            i += 1
-        for call in calls:
-            if call.get("id") not in answered:
-                messages.insert(
-                    i, {"role": "tool", "tool_call_id": call.get("id"), "content": INTERRUPTED_TOOL}
-                )
-                i += 1
-                added += 1
-    return added
 
 
 # -- input -----------------------------------------------------------------------------
@@ -584,7 +540,6 @@ class Repl:
         self.root = Path(rt.agent.tool_ctx.workspace.root).resolve()
         self.sink = sink or RichSink(console, workspace_root=self.root)
         self.stats = Stats()
-        rt.agent.recorder = StatsRecorder(rt.agent.recorder, self.stats)
         self.commands = Commands(self)
         self.session_name: str | None = None
         self.pending_notes: list[str] = []
@@ -813,9 +768,10 @@ class Repl:
         finally:
             restore()
             self.sink.finish()
-            repair_messages(rt.agent.messages)
             rt.cancel.clear()
         self.stats.turns += 1
+        for call in result.calls:
+            self.stats.observe_call(call["usage"], call["timings"])
         if result.stop == "answer" and result.answer and not self.sink.streamed:
             self.console.print(markdown(result.answer))
         elif result.stop == "interrupted":

@@ -249,3 +249,44 @@ def test_the_same_call_over_and_over_ends_the_turn_as_stuck(workspace):
     assert result.stop == "repeated_call" and calls == 5
     assert any("5 times in a row" in n for n in events.notices)
     assert any("repeated" in r["note"] for r in log.types("reward"))
+
+
+class CtrlCAtFirstTool(Events):
+    def tool_call(self, call):
+        super().tool_call(call)
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_mid_turn_leaves_every_call_answered(workspace):
+    with ScriptedServer() as srv:
+        srv.enqueue(
+            stream_tool_calls([("list_dir", "{}"), ("read_file", '{"path": "README.md"}')]),
+            stream_text("next turn works"),
+        )
+        agent = make_agent(srv, workspace)
+        result = run_turn(agent, "two calls", CtrlCAtFirstTool())
+        assert result.stop == "interrupted"
+        calls = agent.messages[-3]["tool_calls"]
+        results = agent.messages[-2:]
+        assert [r["tool_call_id"] for r in results] == [c["id"] for c in calls]
+        assert all("not run" in r["content"] for r in results)
+        # the history is valid: the next turn goes through
+        assert run_turn(agent, "go on", Events()).ok
+
+
+def test_a_message_too_long_for_the_context_is_refused_before_it_is_kept(workspace):
+    with ScriptedServer() as srv:
+        srv.props = {**srv.props, "default_generation_settings": {"n_ctx": 1024}}
+        agent = make_agent(srv, workspace)
+        before = list(agent.messages)
+        result = run_turn(agent, "x " * 20000, Events())
+        assert result.stop == "error" and "too long" in result.error
+        assert agent.messages == before and srv.chat_requests() == []
+
+
+def test_turn_result_carries_each_calls_usage_and_timings(workspace):
+    with ScriptedServer() as srv:
+        srv.enqueue(stream_tool_calls([("list_dir", "{}")]), stream_text("done"))
+        result = run_turn(make_agent(srv, workspace), "go", Events())
+    assert len(result.calls) == 2
+    assert all(c["timings"]["prompt_n"] and c["usage"]["prompt_tokens"] for c in result.calls)

@@ -20,8 +20,9 @@ from prompt_toolkit.output import DummyOutput
 from rich.console import Console
 
 from coder import sessions
+from coder.agent import NOT_RUN, answer_unanswered_calls
 from coder.config import Config
-from coder.repl import INTERRUPTED_TOOL, Repl, ReplCompleter, open_history, repair_messages
+from coder.repl import Repl, ReplCompleter, open_history
 from coder.runtime import open_runtime
 from tests.scripted_server import (
     TIMINGS,
@@ -366,19 +367,19 @@ def test_ctrl_c_stops_a_running_tool(cfg, srv):
         assert "interrupted" in s.out
         tools = [m for m in s.messages if m["role"] == "tool"]
         assert "cancelled by the user" in tools[0]["content"]
-        assert tools[1]["content"] == INTERRUPTED_TOOL  # the call that never ran is answered
+        assert tools[1]["content"] == NOT_RUN  # the call that never ran is answered
 
 
-def test_repair_messages_answers_dangling_calls():
+def test_answer_unanswered_calls_fills_dangling_calls():
     msgs = [
         {"role": "system", "content": "s"},
         {"role": "assistant", "content": None, "tool_calls": [{"id": "a"}, {"id": "b"}]},
         {"role": "tool", "tool_call_id": "a", "content": "ok"},
         {"role": "user", "content": "next"},
     ]
-    assert repair_messages(msgs) == 1
+    assert answer_unanswered_calls(msgs) == 1
     assert [m.get("tool_call_id") for m in msgs] == [None, None, "a", "b", None]
-    assert repair_messages(msgs) == 0
+    assert answer_unanswered_calls(msgs) == 0
 
 
 # -- completion -------------------------------------------------------------------------
