@@ -67,7 +67,8 @@ class Recorder(Protocol):  # coder.records.Recorder, or nothing
 @dataclass
 class TurnResult:
     answer: str
-    stop: str  # answer | max_steps | repeated_call | interrupted | invalid_tool_call | error
+    # answer | max_steps | repeated_call | interrupted | invalid_tool_call | too_long | error
+    stop: str
     steps: int = 0
     tool_calls: list[dict] = field(default_factory=list)
     usage: dict = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0})
@@ -127,7 +128,7 @@ def run_turn(
     sink = sink or NullSink()
     too_long = _too_long_for_context(agent, user_text)
     if too_long:
-        return TurnResult(answer="", stop="error", error=too_long)
+        return TurnResult(answer="", stop="too_long", error=too_long)
     agent.turn += 1
     if agent.recorder:
         agent.recorder.user_message(agent.turn, user_text)

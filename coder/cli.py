@@ -256,8 +256,7 @@ def cmd_query(cfg, args) -> int:
             if rendered:
                 sink.finish()
         reason[0] = result.stop
-        if args.verify:
-            verify(rt, args.verify, sink)
+        verified = verify(rt, args.verify, sink) if args.verify else None
         if args.json:
             print(json.dumps({
                 "answer": result.answer,
@@ -276,9 +275,11 @@ def cmd_query(cfg, args) -> int:
                 print(result.answer)
         elif sink.streamed and not rendered:
             print()
-    if result.stop == "error":
+    if result.stop in ("error", "too_long"):
         print(f"coder: {result.error}", file=sys.stderr)
-        return EXIT_SERVER
+        return EXIT_SERVER if result.stop == "error" else EXIT_USAGE
+    if verified == 0.0:
+        return EXIT_TASK_FAILED
     return EXIT_OK if result.ok else EXIT_TASK_FAILED
 
 

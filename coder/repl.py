@@ -776,7 +776,7 @@ class Repl:
             self.console.print(markdown(result.answer))
         elif result.stop == "interrupted":
             self.console.print(Text("interrupted", style="yellow"))
-        elif result.stop == "error":
+        elif result.stop in ("error", "too_long"):
             self.console.print(Text(f"error: {result.error}", style="red"), soft_wrap=True)
         elif result.stop == "invalid_tool_call":
             self.console.print(

@@ -280,7 +280,7 @@ def test_a_message_too_long_for_the_context_is_refused_before_it_is_kept(workspa
         agent = make_agent(srv, workspace)
         before = list(agent.messages)
         result = run_turn(agent, "x " * 20000, Events())
-        assert result.stop == "error" and "too long" in result.error
+        assert result.stop == "too_long" and "too long" in result.error
         assert agent.messages == before and srv.chat_requests() == []
 
 

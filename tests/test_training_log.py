@@ -169,3 +169,24 @@ def test_kill9_mid_session_leaves_valid_jsonl_and_the_next_run_appends(tmp_path)
     parsed = [orjson.loads(line) for line in lines]
     assert sum(r["type"] == "session_start" for r in parsed) == 2
     assert parsed[-1]["type"] == "session_end"
+
+
+@pytest.mark.parametrize("check, code, reward", [("test -f README.md", 0, 1.0), ("false", 1, 0.0)])
+def test_verify_command_becomes_a_verifier_reward(tmp_path, check, code, reward):
+    (tmp_path / "README.md").write_text("hi\n")
+    with ScriptedServer() as srv:
+        srv.enqueue(stream_text("done"))
+        env = dict(
+            os.environ,
+            CODER_BASE_URL=srv.base_url,
+            CODER_LOG_DIR=str(tmp_path / "logs"),
+            CODER_LLM__AUTO_MANAGE="false",
+        )
+        proc = subprocess.run(
+            [sys.executable, "-m", "coder", "-q", "do it", "--verify", check],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert proc.returncode == code, proc.stderr
+    [session] = list(read_sessions(list_log_files(tmp_path / "logs")))
+    [verdict] = [r for r in session.rewards if r["source"] == "verifier"]
+    assert verdict["value"] == reward and check in verdict["note"]
