@@ -13,6 +13,7 @@ the only place that imports xllamacpp (a 106 MB shared library).
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import socket
 import sys
@@ -138,8 +139,9 @@ def to_params(args: argparse.Namespace):
     if args.chat_template_file:
         p.use_jinja = True
         p.chat_template = Path(args.chat_template_file).read_text(encoding="utf-8")
-    if args.api_key:
-        p.api_keys = [args.api_key]
+    api_key = args.api_key or os.environ.get("LLAMA_API_KEY")  # as llama-server does
+    if api_key:
+        p.api_keys = [api_key]
     p.endpoint_metrics = args.metrics
     p.endpoint_slots = not args.no_slots
     if args.cache_ram is not None:

@@ -146,9 +146,19 @@ def build_command(cfg: Config, program: list[str], model_path: str) -> list[str]
         cmd += ["--n-cpu-moe", str(s.n_cpu_moe)]
     if s.metrics:
         cmd += ["--metrics"]
-    if cfg.llm.api_key:
-        cmd += ["--api-key", cfg.llm.api_key]
     return cmd + list(s.extra_args)
+
+
+API_KEY_ENV = "LLAMA_API_KEY"  # llama-server reads --api-key from it (common/arg.cpp)
+
+
+def server_env(cfg: Config) -> dict[str, str]:
+    """The server's environment: the api key goes here, never on the command line,
+    where every local user (and the model, through `ps`) could read it."""
+    env = {k: v for k, v in os.environ.items() if k != API_KEY_ENV}
+    if cfg.llm.api_key:
+        env[API_KEY_ENV] = cfg.llm.api_key
+    return env
 
 
 def redact(cmd: list[str]) -> list[str]:
@@ -171,6 +181,7 @@ class Server:
     managed: bool
     props: dict = field(default_factory=dict)
     command: list[str] = field(default_factory=list)
+    env: dict[str, str] | None = field(default=None, repr=False)
     log_path: Path | None = None
     proc: subprocess.Popen | None = None
     restarts: int = 0
@@ -192,7 +203,9 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def spawn(command: list[str], log_path: Path, detached: bool = False) -> subprocess.Popen:
+def spawn(
+    command: list[str], log_path: Path, env: dict[str, str] | None = None, detached: bool = False
+) -> subprocess.Popen:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         log.write(
@@ -204,6 +217,7 @@ def spawn(command: list[str], log_path: Path, detached: bool = False) -> subproc
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
+            env=env,
             start_new_session=True,  # own process group: stop() kills the whole tree
             preexec_fn=None if detached else _die_with_parent,
             close_fds=True,
@@ -331,9 +345,9 @@ def start(
         raise ServerError(str(exc)) from None
     command = build_command(cfg, choice.command, model)
     log_path = Path(log_dir) / LOG_NAME
-    server = Server(ep, managed=True, command=command, log_path=log_path)
+    server = Server(ep, managed=True, command=command, env=server_env(cfg), log_path=log_path)
     notify(f"starting llama.cpp server on {ep.address} ({choice.kind}) with {Path(model).name}")
-    server.proc = spawn(command, log_path, detached=detached)
+    server.proc = spawn(command, log_path, server.env, detached=detached)
     try:
         server.props = wait_ready(server, cfg.llm.startup_timeout, cfg.llm.api_key)
     except BaseException:
@@ -375,7 +389,7 @@ def watch(server: Server, cfg: Config, notify: Notify, max_restarts: int = 3) ->
             server._stopping.wait(0.5 * 2 ** (failures - 1))
             if server._stopping.is_set():
                 return
-            server.proc = spawn(server.command, server.log_path)
+            server.proc = spawn(server.command, server.log_path, server.env)
             try:
                 server.props = wait_ready(server, cfg.llm.startup_timeout, cfg.llm.api_key)
             except ServerError as exc:

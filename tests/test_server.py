@@ -84,10 +84,25 @@ def test_every_flag_the_builder_emits_parses_in_the_engine(tmp_path):
     cmd = server.build_command(cfg, [], "/m.gguf")
     args = engine.parse_args(cmd)
     assert (args.model, args.port, args.ctx_size, args.parallel) == ("/m.gguf", 8099, 8192, 1)
-    assert args.host == "127.0.0.1" and args.api_key == "secret" and args.cache_ram == 1024
+    assert args.host == "127.0.0.1" and args.cache_ram == 1024 and args.metrics
+    assert (args.threads, args.n_gpu_layers, args.n_cpu_moe) == (2, 0, 1)
     cfg.llm.server.jinja = False
     assert engine.parse_args(server.build_command(cfg, [], "/m.gguf")).jinja is False
-    assert "***" in server.redact(cmd) and "secret" not in server.redact(cmd)
+    # the key travels in the environment, never on the command line (ps shows argv)
+    assert "secret" not in cmd and server.server_env(cfg)[server.API_KEY_ENV] == "secret"
+
+
+def test_managed_server_with_api_key_requires_it_and_keeps_it_off_argv(tmp_path):
+    port = free_port()
+    cfg = cfg_for(tmp_path, port)
+    cfg.llm.api_key = "sk-local-test-key"
+    s = server.connect(cfg, tmp_path / "logs")
+    try:
+        assert "sk-local-test-key" not in " ".join(psutil.Process(s.pid).cmdline())
+        assert server._get(s.endpoint.root + "/v1/models", None, 5)[0] == 401
+        assert server._get(s.endpoint.root + "/v1/models", "sk-local-test-key", 5)[0] == 200
+    finally:
+        server.stop(s)
 
 
 def test_builder_flags_match_llama_server_help_when_present(tmp_path):
