@@ -17,31 +17,39 @@ class UsageError(Exception):
     pass
 
 
-def build_parser():
+def common_options(default=None):
+    """The flags every command takes. Subcommands get them with default=SUPPRESS, so a
+    flag given before the subcommand (`coder --config F export`) is not reset."""
     import argparse
 
     common = argparse.ArgumentParser(add_help=False)
     g = common.add_argument_group("common options")
-    g.add_argument("--config", metavar="FILE", help="config file (over ./config.yaml)")
-    g.add_argument("--model", metavar="GGUF", help="model file for the managed server")
-    g.add_argument(
-        "--base-url", metavar="URL", help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1"
-    )
-    g.add_argument(
-        "--no-auto-manage", action="store_true", help="never start a server; use --base-url"
-    )
-    g.add_argument("--temperature", type=float)
-    g.add_argument("--top-p", type=float)
-    g.add_argument("--top-k", type=int)
-    g.add_argument("--max-tokens", type=int)
-    g.add_argument("--seed", type=int)
-    g.add_argument("--tool-protocol", choices=["auto", "native", "json"])
-    g.add_argument(
-        "--yes", "-y", action="store_true", help="approve shell and git commit without asking"
-    )
-    g.add_argument(
-        "--workspace", metavar="DIR", help="the directory the tools may touch (default: cwd)"
-    )
+    flag = default if default is not None else False
+
+    def opt(*names, **kw):
+        kw.setdefault("default", flag if kw.get("action") == "store_true" else default)
+        g.add_argument(*names, **kw)
+
+    opt("--config", metavar="FILE", help="config file (over ./config.yaml)")
+    opt("--model", metavar="GGUF", help="model file for the managed server")
+    opt("--base-url", metavar="URL", help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1")
+    opt("--no-auto-manage", action="store_true", help="never start a server; use --base-url")
+    opt("--temperature", type=float)
+    opt("--top-p", type=float)
+    opt("--top-k", type=int)
+    opt("--max-tokens", type=int)
+    opt("--seed", type=int)
+    opt("--tool-protocol", choices=["auto", "native", "json"])
+    opt("--yes", "-y", action="store_true", help="approve shell and git commit without asking")
+    opt("--workspace", metavar="DIR", help="the directory the tools may touch (default: cwd)")
+    return common
+
+
+def build_parser():
+    import argparse
+
+    common = common_options()
+    sub_common = common_options(argparse.SUPPRESS)
 
     parser = argparse.ArgumentParser(
         prog="coder",
@@ -56,13 +64,17 @@ def build_parser():
     parser.add_argument("--verify", metavar="CMD", help="with -q: run CMD afterwards as the reward")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    setup = sub.add_parser("setup", parents=[common], help="unpack the default model, show paths")
+    setup = sub.add_parser(
+        "setup", parents=[sub_common], help="unpack the default model, show paths"
+    )
     setup.add_argument("--quiet", action="store_true")
 
-    srv = sub.add_parser("server", parents=[common], help="status | start | stop the model server")
+    srv = sub.add_parser(
+        "server", parents=[sub_common], help="status | start | stop the model server"
+    )
     srv.add_argument("action", choices=["status", "start", "stop"])
 
-    exp = sub.add_parser("export", parents=[common], help="turn logs into training data")
+    exp = sub.add_parser("export", parents=[sub_common], help="turn logs into training data")
     exp.add_argument("--format", required=True, choices=["sft", "openai", "grpo", "dpo"])
     exp.add_argument("--since", metavar="DATE")
     exp.add_argument("--min-reward", type=float, metavar="R")
@@ -133,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except OSError as exc:  # a path from the config or the command line that cannot be used
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"coder: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def log_dir(cfg):
@@ -290,8 +306,9 @@ def verify(rt, command: str, sink) -> float:
     root = rt.agent.tool_ctx.workspace.root
     try:
         proc = subprocess.run(
-            command, shell=True, cwd=root, capture_output=True, text=True, timeout=600
-        )
+            command, shell=True, cwd=root, capture_output=True, text=True, errors="replace",
+            timeout=600,
+        )  # fmt: skip
         code, output = proc.returncode, (proc.stdout + proc.stderr)[-4000:]
     except subprocess.TimeoutExpired:
         code, output = -1, "timed out after 600 s"

@@ -180,6 +180,7 @@ def _apply_file(cfg: Config, path: Path) -> None:
 
 # Path keys that a config file may give relative to its own directory.
 PATH_KEYS = (
+    "tools.workspace",
     "logging.dir",
     "llm.server.model_path",
     "llm.server.chat_template_file",
@@ -245,6 +246,8 @@ def coerce(value: Any, hint: Any, key: str, source: str, from_text: bool = False
         inner = [a for a in args if a is not type(None)]
         return coerce(value, inner[0], key, source, from_text)
     if origin is Literal:
+        if isinstance(value, bool) and "on" in args:
+            value = "on" if value else "off"  # YAML 1.1 reads a bare on/off as a boolean
         if value in args:
             return value
         raise ConfigError(

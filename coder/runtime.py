@@ -17,7 +17,7 @@ from pathlib import Path
 
 from coder import config as config_mod
 from coder import server as srv
-from coder.agent import Agent
+from coder.agent import Agent, system_prompt
 from coder.config import Config, ConfigError, log_dir
 from coder.llm import Client
 from coder.logger import Logger
@@ -54,12 +54,18 @@ def open_runtime(
     """Yield a ready Runtime; `end_reason[0]` (set by the caller) goes into session_end."""
     root = workspace_root(cfg)
     tool_names = offered_tools(cfg)
-    logger = Logger(
-        log_dir(cfg),
-        buffer_size=cfg.logging.buffer_size,
-        flush_interval=cfg.logging.flush_interval,
-        rotate_mib=cfg.logging.rotate_mib,
-    )
+    system = {"role": "system", "content": system_prompt(cfg)}  # a bad path fails before the server
+    try:
+        logger = Logger(
+            log_dir(cfg),
+            buffer_size=cfg.logging.buffer_size,
+            flush_interval=cfg.logging.flush_interval,
+            rotate_mib=cfg.logging.rotate_mib,
+        )
+    except OSError as exc:
+        raise ConfigError(
+            f"logging.dir: cannot write logs in {log_dir(cfg)}: {exc.strerror}"
+        ) from None
     recorder = Recorder(logger)
     server = None
     client = None
@@ -91,6 +97,7 @@ def open_runtime(
             config=cfg,
             tool_ctx=tool_ctx,
             recorder=recorder,
+            messages=[system],
             tool_names=tool_names,
         )
         recorder.session_start(

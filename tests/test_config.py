@@ -1,4 +1,5 @@
 import dataclasses
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -104,3 +105,48 @@ def test_cli_exit_code_2_for_bad_config(tmp_path):
     assert proc.returncode == 2
     assert "agent.max_step" in proc.stderr and "config.yaml" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_yaml_on_off_is_accepted_for_flash_attn(tmp_path):
+    (tmp_path / "c.yaml").write_text("llm:\n  server:\n    flash_attn: on\n")
+    assert config.load(tmp_path / "c.yaml", env={}, cwd=tmp_path).llm.server.flash_attn == "on"
+    (tmp_path / "c.yaml").write_text("llm:\n  server:\n    flash_attn: off\n")
+    assert config.load(tmp_path / "c.yaml", env={}, cwd=tmp_path).llm.server.flash_attn == "off"
+
+
+def test_workspace_in_a_config_file_is_relative_to_it(tmp_path):
+    (tmp_path / "c.yaml").write_text("tools:\n  workspace: proj\n")
+    cfg = config.load(tmp_path / "c.yaml", env={}, cwd="/")
+    assert cfg.tools.workspace == str(tmp_path / "proj")
+
+
+def test_flags_before_a_subcommand_are_kept():
+    from coder.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["--config", "F", "--base-url", "U", "export", "--format", "sft"]
+    )
+    assert (args.config, args.base_url) == ("F", "U")
+    args = build_parser().parse_args(["server", "status", "--base-url", "V"])
+    assert args.base_url == "V"
+
+
+@pytest.mark.parametrize(
+    "env, key",
+    [
+        ({"CODER_LOG_DIR": "/proc/nope/logs"}, "logging.dir"),
+        ({"CODER_AGENT__SYSTEM_PROMPT": "/no/such/prompt.md"}, "agent.system_prompt"),
+        ({"CODER_AGENT__TOOLS": "read_file teleport"}, "agent.tools"),
+    ],
+)
+def test_unusable_paths_and_names_are_exit_2_naming_the_key(tmp_path, env, key):
+    proc = subprocess.run(
+        [sys.executable, "-m", "coder", "-q", "hi"],
+        cwd=tmp_path,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and key in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
