@@ -15,7 +15,7 @@ from typing import Protocol
 
 import tools as toolbox
 from coder import resources
-from coder.config import Config
+from coder.config import Config, ConfigError
 from coder.llm import ChatResult, Client, LLMError, ToolCall
 from coder.session import Budget, shed_context
 from tools import ToolContext, ToolResult
@@ -106,12 +106,12 @@ class Agent:
 
 def system_prompt(cfg: Config) -> str:
     path = cfg.agent.system_prompt
-    text = (
-        Path(path).expanduser().read_text(encoding="utf-8")
-        if path
-        else resources.read_text("prompts/system.md")
-    )
-    return text.strip()
+    if not path:
+        return resources.read_text("prompts/system.md").strip()
+    try:
+        return Path(path).expanduser().read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"agent.system_prompt: cannot read {path}: {exc}") from None
 
 
 def run_turn(
@@ -132,18 +132,22 @@ def run_turn(
     agent.turn += 1
     if agent.recorder:
         agent.recorder.user_message(agent.turn, user_text)
-    agent.messages.append({"role": "user", "content": user_text})
+    request = {"role": "user", "content": user_text}
+    agent.messages.append(request)
     result = TurnResult(answer="", stop="max_steps")
     try:
-        _steps(agent, result, sink, cancel)
+        _steps(agent, request, result, sink, cancel)
     except KeyboardInterrupt:
         result.stop = "interrupted"
     finally:
         answer_unanswered_calls(agent.messages)
+    _auto_reward(agent, result)
     return result
 
 
-def _steps(agent: Agent, result: TurnResult, sink: Sink, cancel: threading.Event | None) -> None:
+def _steps(
+    agent: Agent, request: dict, result: TurnResult, sink: Sink, cancel: threading.Event | None
+) -> None:
     turn = agent.turn
     retried_format = False
     last_call: tuple[str, str] | None = None
@@ -152,7 +156,7 @@ def _steps(agent: Agent, result: TurnResult, sink: Sink, cancel: threading.Event
 
     for step in range(1, cfg.agent.max_steps + 1):
         result.steps = step
-        _fit_context(agent, sink, turn, step)
+        _fit_context(agent, request, sink, turn, step)
         try:
             reply = agent.client.chat(
                 agent.messages,
@@ -182,7 +186,6 @@ def _steps(agent: Agent, result: TurnResult, sink: Sink, cancel: threading.Event
             agent.messages.append({"role": "assistant", "content": reply.raw_content})
             if retried_format:
                 result.answer, result.stop = reply.raw_content, "invalid_tool_call"
-                _auto_reward(agent, -1.0, "invalid tool call after a format reminder", turn)
                 break
             retried_format = True
             names = ", ".join(t["function"]["name"] for t in agent.tools)
@@ -215,13 +218,11 @@ def _steps(agent: Agent, result: TurnResult, sink: Sink, cancel: threading.Event
             msg = f"stopped: the model made the same {last_call[0]} call {repeats} times in a row"
             sink.notice(msg)
             result.stop, result.error = "repeated_call", msg
-            _auto_reward(agent, -1.0, "repeated the same tool call", turn)
             break
     else:
         msg = f"stopped after {cfg.agent.max_steps} steps (agent.max_steps) without a final answer"
         sink.notice(msg)
         result.error = msg
-        _auto_reward(agent, -1.0, "max_steps reached", turn)
 
 
 NOT_RUN = "[not run: the turn was interrupted before this call]"
@@ -285,8 +286,6 @@ def _run_tool(agent: Agent, call: ToolCall, sink: Sink, turn: int, step: int) ->
             is_error=out.is_error,
             duration_ms=out.duration_ms,
         )
-    if out.is_error:
-        _auto_reward(agent, -0.1, f"tool error in {call.name}", turn)
     return out
 
 
@@ -310,9 +309,20 @@ def _record_call(agent: Agent, reply: ChatResult, turn: int, step: int) -> None:
     )
 
 
-def _auto_reward(agent: Agent, value: float, note: str, turn: int) -> None:
-    if agent.recorder:
-        agent.recorder.reward(value, "auto", note=note, turn=turn)
+# The model's own failures; a server error or the user's Ctrl-C is not scored.
+AUTO_SCORED = {"answer": 0.0, "max_steps": -1.0, "repeated_call": -1.0, "invalid_tool_call": -1.0}
+TOOL_ERROR_PENALTY = 0.1
+
+
+def _auto_reward(agent: Agent, result: TurnResult) -> None:
+    """One automatic reward per turn: 0 for an answer, -1 for a failure, -0.1 per tool
+    error. A verifier's or the user's reward for the same turn outranks it on export."""
+    if not agent.recorder or result.stop not in AUTO_SCORED:
+        return
+    errors = sum(1 for call in result.tool_calls if call["is_error"])
+    value = AUTO_SCORED[result.stop] - TOOL_ERROR_PENALTY * errors
+    note = f"{result.stop}; {errors} tool error{'s' * (errors != 1)}"
+    agent.recorder.reward(round(value, 3), "auto", note=note, turn=agent.turn)
 
 
 def _add_usage(total: dict, usage: dict | None) -> None:
@@ -320,7 +330,7 @@ def _add_usage(total: dict, usage: dict | None) -> None:
         total[key] += int((usage or {}).get(key) or 0)
 
 
-def _fit_context(agent: Agent, sink: Sink, turn: int, step: int) -> None:
+def _fit_context(agent: Agent, request: dict, sink: Sink, turn: int, step: int) -> None:
     """Shed old tool output before the prompt would outgrow the server's context."""
     limit = agent.budget.prompt_limit(agent.config.llm.sampling.max_tokens)
     if limit is None:
@@ -328,7 +338,7 @@ def _fit_context(agent: Agent, sink: Sink, turn: int, step: int) -> None:
     before = agent.budget.estimate(agent.messages)
     if before <= limit:
         return
-    dropped = shed_context(agent.messages, agent.budget, limit)
+    dropped = shed_context(agent.messages, agent.budget, limit, request)
     after = agent.budget.estimate(agent.messages)
     sink.notice(
         f"context {before} of {agent.budget.n_ctx} tokens: shed {dropped} old messages/outputs "

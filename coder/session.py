@@ -13,6 +13,7 @@ import orjson
 
 CHARS_PER_TOKEN = 3.5
 ELIDED = "[elided: {n} characters of old tool output, to stay within the context window]"
+CUT = "\n[cut: {n} more characters did not fit the context window]"
 MARGIN_TOKENS = 64
 
 
@@ -43,15 +44,18 @@ class Budget:
         return max(self.n_ctx // 4, self.n_ctx - min(max_tokens, self.n_ctx // 2) - MARGIN_TOKENS)
 
 
-def shed_context(messages: list[dict], budget: Budget, limit: int) -> int:
-    """Elide the oldest tool outputs, then drop the oldest exchanges, until under `limit`.
+def shed_context(messages: list[dict], budget: Budget, limit: int, request: dict) -> int:
+    """Make the prompt fit `limit` tokens, cheapest loss first. Returns messages changed.
 
-    The system prompt (index 0) and the latest user message with what follows it are
-    never touched. Returns how many messages were elided or dropped.
+    1. elide tool outputs, oldest first, all but the newest message;
+    2. drop whole earlier exchanges (at user-message boundaries, so no tool result is
+       left without the call that asked for it);
+    3. cut the newest message, if it is a tool output, to what is left.
+    The system prompt (index 0) and `request`, the user message that opened this turn,
+    are never touched.
     """
-    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=0)
     changed = 0
-    for i in range(1, last_user):
+    for i in range(1, len(messages) - 1):
         if budget.estimate(messages) <= limit:
             return changed
         msg = messages[i]
@@ -59,13 +63,22 @@ def shed_context(messages: list[dict], budget: Budget, limit: int) -> int:
         if msg.get("role") == "tool" and not content.startswith("[elided"):
             messages[i] = {**msg, "content": ELIDED.format(n=len(content))}
             changed += 1
-    # Still too big: drop whole exchanges from the oldest, at user-message boundaries,
-    # so no tool result is left without the assistant call that asked for it.
     while budget.estimate(messages) > limit:
-        users = [i for i, m in enumerate(messages) if m.get("role") == "user"]
-        if len(users) < 2:
+        start = _index(messages, request)
+        users = [i for i in range(2, start + 1) if messages[i].get("role") == "user"]
+        if not users:
             break
-        cut = users[1]
-        changed += cut - 1
-        del messages[1:cut]
+        changed += users[0] - 1
+        del messages[1 : users[0]]
+    last = messages[-1]
+    over = budget.estimate(messages) - limit
+    if over > 0 and last.get("role") == "tool" and last is not request:
+        content = last.get("content") or ""
+        keep = max(0, len(content) - int(over * CHARS_PER_TOKEN) - 200)
+        messages[-1] = {**last, "content": content[:keep] + CUT.format(n=len(content) - keep)}
+        changed += 1
     return changed
+
+
+def _index(messages: list[dict], message: dict) -> int:
+    return next((i for i, m in enumerate(messages) if m is message), len(messages) - 1)

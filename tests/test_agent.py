@@ -10,6 +10,7 @@ from coder.agent import Agent, run_turn
 from coder.config import Config
 from coder.llm import Client
 from coder.records import Recorder
+from coder.session import Budget, shed_context
 from tests.scripted_server import (
     Drop,
     ScriptedServer,
@@ -234,8 +235,30 @@ def test_old_tool_output_is_shed_to_fit_the_context(workspace):
         last = srv.chat_requests()[-1].json["messages"]
     system, latest = last[0], last[-1]
     assert system["role"] == "system" and latest["content"] == "now something else"
-    assert "xxxxxxxx" not in json.dumps(last)
+    sent = json.dumps(last)
+    assert "x" * 6000 not in sent and ("[cut:" in sent or "[elided" in sent)
     assert log.types("compaction")
+
+
+def test_shedding_keeps_system_and_request_and_fits_the_limit():
+    budget = Budget()
+    request = {"role": "user", "content": "the current request"}
+    messages = [
+        {"role": "system", "content": "sys"},
+        {"role": "user", "content": "old question"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "a"}]},
+        {"role": "tool", "tool_call_id": "a", "content": "o" * 4000},
+        {"role": "assistant", "content": "old answer"},
+        request,
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "b"}]},
+        {"role": "tool", "tool_call_id": "b", "content": "n" * 40000},  # this turn's, huge
+        {"role": "user", "content": "Your tool call could not be read (a format hint)"},
+    ]
+    limit = 1500
+    shed_context(messages, budget, limit, request)
+    assert budget.estimate(messages) <= limit
+    assert messages[0]["content"] == "sys" and request in messages
+    assert "o" * 4000 not in json.dumps(messages)  # old output went first
 
 
 def test_the_same_call_over_and_over_ends_the_turn_as_stuck(workspace):

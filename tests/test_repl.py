@@ -249,7 +249,8 @@ def test_rewards_go_to_the_log(cfg, srv):
     with repl_session(cfg) as s:
         s.run("/good\rquestion\r/good\r/bad\r/reward 0.5\r/reward lots\r/exit\r")
         assert "nothing to rate yet" in s.out and "usage: /reward N" in s.out
-        rewards = [r for r in log_records(cfg, s.repl.rt) if r["type"] == "reward"]
+        records = log_records(cfg, s.repl.rt)
+        rewards = [r for r in records if r["type"] == "reward" and r["source"] == "user"]
     assert [(r["value"], r["source"], r["turn"]) for r in rewards] == [
         (1.0, "user", 1), (0.0, "user", 1), (0.5, "user", 1)
     ]  # fmt: skip
