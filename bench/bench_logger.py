@@ -207,6 +207,38 @@ def bench_drain(records: list[dict]) -> tuple[float, int]:
         return (time.perf_counter() - t0) * 1000, queued
 
 
+def bench_disk_full(records: list[dict], seconds: float = 0.3) -> tuple[int, int, float]:
+    """os.write fails with ENOSPC for ``seconds`` while model_calls are logged at the
+    normal rate; returns (sent, written, ms from the disk coming back to all written)."""
+    real = os.write
+    state = {"full": True}
+    with tempfile.TemporaryDirectory() as d:
+
+        def write(fd: int, data: bytes) -> int:
+            if state["full"] and os.readlink(f"/proc/self/fd/{fd}").startswith(d):
+                raise OSError(28, "No space left on device")
+            return real(fd, data)
+
+        os.write = write  # stands in for the kernel
+        try:
+            lg = Logger(d, flush_interval=0.05)
+            sent = 0
+            end = time.perf_counter() + seconds
+            while time.perf_counter() < end:
+                lg.log(records[sent % len(records)])
+                sent += 1
+                time.sleep(1 / NORMAL_RATE)
+            state["full"] = False
+            t0 = time.perf_counter()
+            while lg.stats()["written"] < sent and time.perf_counter() - t0 < 5:
+                time.sleep(0.005)
+            recovered_ms = (time.perf_counter() - t0) * 1000
+            lg.close()
+        finally:
+            os.write = real
+        return sent, lg.stats()["written"], recovered_ms
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--events", type=int, default=100_000)
@@ -219,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     sent10, drop10 = bench_drops(NORMAL_RATE * 10, 2.0, low)
     flood_n, flood_drop = bench_flood(low, 200_000)
     drain_ms, queued = bench_drain(records)
+    full_sent, full_written, full_ms = bench_disk_full(records)
     threads = threading.active_count()
 
     rows = [
@@ -236,6 +269,13 @@ def main(argv: list[str] | None = None) -> int:
         ),
         ("drops, unpaced flood (low-value)", f"{flood_drop:,} of {flood_n:,}", "report", None),
         (f"drain at exit, {queued} queued", f"{drain_ms:.1f} ms", "<= 100 ms", drain_ms <= 100),
+        (
+            "ENOSPC for 0.3 s: written / sent",
+            f"{full_written} / {full_sent}",
+            "all",
+            full_written == full_sent,
+        ),
+        ("  disk back -> all written", f"{full_ms:.0f} ms", "<= 2.5 s", full_ms <= 2500),
     ]
     w = max(len(r[0]) for r in rows)
     print(f"{'logger benchmark':<{w}}  {'result':>22}  {'target':>10}  ok")

@@ -5,7 +5,12 @@ serialises batches with orjson and appends them with a single O_APPEND write
 under an flock, so several coder processes can share a log directory. Files:
 ``<dir>/coder-YYYYMMDD.jsonl`` (UTC date), then ``coder-YYYYMMDD.1.jsonl``,
 ``.2.jsonl``... once a file passes ``rotate_mib`` (no renames: the active file
-is the highest-numbered one). See docs/log-format.md.
+is the highest-numbered one).
+
+A failed write (ENOSPC, EIO) loses nothing: the records that did not reach the
+disk go back to the front of the queue and are retried with backoff; only
+close() gives up, after ``close_retry`` seconds, and counts them as dropped.
+See docs/log-format.md.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ NEVER_DROP = frozenset(
 _NAME_RE = re.compile(r"^coder-(\d{8})(?:\.(\d+))?\.jsonl$")
 _CHUNK = 64 * 1024
 _OPTS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY
+_BACKOFF_MIN = 0.05
+_BACKOFF_MAX = 2.0
 
 
 def _dumps(record: Any) -> bytes:
@@ -102,6 +109,7 @@ class Logger:
         rotate_mib: float = 256,
         fsync_interval: float = 5.0,
         block_timeout: float = 0.05,
+        close_retry: float = 2.0,
     ) -> None:
         self.dir = Path(dir)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -110,10 +118,12 @@ class Logger:
         self.rotate_bytes = max(1, int(rotate_mib * 1024 * 1024))
         self.fsync_interval = fsync_interval
         self.block_timeout = block_timeout
+        self.close_retry = close_retry
         self._high_water = max(1, self.buffer_size // 2)
 
         self._q: deque = deque()
         self._wake = threading.Event()
+        self._stop = threading.Event()  # set by close(): ends a retry backoff at once
         self._space = threading.Condition(threading.Lock())
         # Re-entrant: a signal handler may call close() while this thread is
         # inside a synchronous write.
@@ -127,6 +137,11 @@ class Logger:
         self._torn = 0
         self._sync_writes = 0
         self._errors = 0
+        self._last_error: str | None = None
+        self._lost = 0  # records given up on after write errors (part of _dropped)
+        # While writes fail: when to retry, and the current backoff.
+        self._retry_at: float | None = None
+        self._backoff = 0.0
 
         self._fd: int | None = None
         self.path: Path | None = None
@@ -136,7 +151,7 @@ class Logger:
         self._last_fsync = time.monotonic()
         self._dirty = False
         with self._io:
-            self._open_current()
+            self._open_current()  # an unwritable dir fails here, loudly
 
         self._thread = threading.Thread(target=self._run, name="coder-logger", daemon=True)
         self._thread.start()
@@ -165,6 +180,11 @@ class Logger:
             self._dropped += 1
             self._wake.set()
             return
+        if self._retry_at is not None:
+            # The disk is failing: a synchronous write would fail too. Keep the
+            # record (over capacity) for the retry instead of stalling the caller.
+            self._q.append(record)
+            return
         self._wake.set()
         deadline = time.monotonic() + self.block_timeout
         with self._space:
@@ -179,24 +199,24 @@ class Logger:
         self._write_sync(record)
 
     def _write_sync(self, record: dict) -> None:
-        # Drain what is queued first so the file keeps the order of log() calls
+        # Behind what is queued, so the file keeps the order of log() calls
         # (a model_call must follow the message records it references).
         with self._io:
             self._sync_writes += 1
-            batch = self._take_all()
-            batch.append(record)
-            if self._fd is None:
-                self._write_closed(batch)
-            else:
-                self._write_batch(batch)
+            if self._closed:
+                self._write_closed([*self._take_all(), record])
+                return
+            self._q.append(record)
+            self._drain()  # on failure the records stay queued for the retry
 
     def _write_closed(self, batch: list) -> None:
-        # After close(): open, append, fsync, close again.
+        # After close(): open, append, fsync, close again; one try, no writer left to retry.
         with self._io:
-            self._open_current()
-            self._write_batch(batch)
+            left = self._write_batch(batch)
             self._fsync()
             self._close_fd()
+            if left:
+                self._give_up(left)
 
     def stats(self) -> dict:
         return {
@@ -207,37 +227,51 @@ class Logger:
             "torn_lines_repaired": self._torn,
             "sync_writes": self._sync_writes,
             "errors": self._errors,
+            "last_error": self._last_error,
+            "dropped_on_error": self._lost,
             "file": str(self.path) if self.path else None,
         }
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Write everything queued now (blocks; for tests and /export)."""
+        """Write everything queued now (blocks; for tests and /export).
+        False if a write failed (the records stay queued for the retry)."""
         with self._io:
-            batch = self._take_all()
-            if batch:
-                self._write_batch(batch)
+            ok = self._drain()
             self._fsync()
-        return True
+        return ok
 
     def close(self, timeout: float = 5.0) -> bool:
-        """Drain the queue, fsync and close. Idempotent; True if fully drained."""
+        """Drain the queue, fsync and close. Idempotent.
+
+        Failed writes are retried for up to ``min(timeout, close_retry)`` seconds,
+        then the records left are counted as dropped (``dropped_on_error``).
+        True if everything logged so far reached the file.
+        """
         if self._closed:
             return True
+        deadline = time.monotonic() + min(timeout, self.close_retry)
         self._closing = True
+        self._stop.set()
         self._wake.set()
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
         ok = not self._thread.is_alive()
         with self._io:
-            batch = self._take_all()
-            if batch:
-                self._write_batch(batch)
+            lost = self._lost
+            backoff = _BACKOFF_MIN
+            while not self._drain():
+                if time.monotonic() + backoff > deadline:
+                    self._give_up(self._take_all())
+                    break
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 0.5)
             self._fsync()
             self._close_fd()
             self._closed = True
             late = self._take_all()  # a log() racing with close()
             if late:
                 self._write_closed(late)
+            ok = ok and self._lost == lost
         with self._space:
             self._space.notify_all()
         return ok
@@ -252,20 +286,50 @@ class Logger:
 
     def _run(self) -> None:
         while not self._closing:
-            self._wake.wait(self.flush_interval)
+            retry_at = self._retry_at
+            if retry_at is None:
+                self._wake.wait(self.flush_interval)
+            else:
+                # Backing off after a write error: only close() cuts the wait short
+                # (a full queue must not turn this into a busy loop on a dead disk).
+                self._stop.wait(max(0.0, retry_at - time.monotonic()))
             self._wake.clear()
+            if self._closing:
+                return  # close() drains
             try:
                 with self._io:
                     if self._closed:
                         return
-                    batch = self._take_all()
-                    if batch:
-                        self._notify_space()  # producers refill while we serialise
-                        self._write_batch(batch)
+                    self._drain()
                     if self._dirty and time.monotonic() - self._last_fsync >= self.fsync_interval:
                         self._fsync()
-            except Exception:  # never let the writer die: count and go on
-                self._errors += 1
+            except Exception as exc:  # never let the writer die: count and go on
+                self._note_error(exc)
+
+    def _drain(self) -> bool:
+        """Write what is queued. On a write error the unwritten records go back to
+        the front of the queue, in order, and a retry is scheduled. Call with _io held."""
+        batch = self._take_all()
+        if not batch:
+            return True
+        self._notify_space()  # producers refill while we serialise
+        left = self._write_batch(batch)
+        if not left:
+            self._retry_at = None
+            self._backoff = 0.0
+            return True
+        self._q.extendleft(reversed(left))
+        self._backoff = min(max(self._backoff * 2, _BACKOFF_MIN), _BACKOFF_MAX)
+        self._retry_at = time.monotonic() + self._backoff
+        return False
+
+    def _note_error(self, exc: BaseException) -> None:
+        self._errors += 1
+        self._last_error = f"{type(exc).__name__}: {exc}"
+
+    def _give_up(self, records: list) -> None:
+        self._dropped += len(records)
+        self._lost += len(records)
 
     def _notify_space(self) -> None:
         with self._space:
@@ -281,43 +345,85 @@ class Logger:
                 append(pop())
         return out
 
-    def _write_batch(self, batch: list) -> None:
-        self._maybe_switch_file()
-        fd = self._fd
-        assert fd is not None
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            # Another process may have died mid-write: never glue onto its torn line.
-            self._torn += _repair_tail(fd)
-            parts: list[bytes] = []
-            size = 0
-            for rec in batch:
-                try:
-                    b = _dumps(rec)
-                except Exception:
-                    self._errors += 1
-                    self._dropped += 1
-                    continue
-                parts.append(b)
-                size += len(b)
-                # Write in cache-sized chunks of whole lines: one huge join costs
-                # more in page faults than the extra syscalls.
-                if size >= _CHUNK:
-                    self._write_all(fd, parts, size)
-                    parts, size = [], 0
-            if parts:
-                self._write_all(fd, parts, size)
-            self._size = os.fstat(fd).st_size
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+    def _write_batch(self, batch: list) -> list:
+        """Append ``batch`` (records, or lines already serialised by a failed try).
 
-    def _write_all(self, fd: int, parts: list[bytes], size: int) -> None:
-        view = memoryview(b"".join(parts))
-        while view:
-            view = view[os.write(fd, view) :]
-        self._written += len(parts)
+        Returns what did not reach the file because of an OSError, in order
+        (empty on success): the unwritten lines of the failing chunk as bytes,
+        then the records not serialised yet. Nothing is written twice.
+        """
+        i = 0
+        parts: list[bytes] = []
+        try:
+            self._maybe_switch_file()
+            fd = self._fd
+            assert fd is not None
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                # Another process may have died mid-write: never glue onto its torn line.
+                self._torn += _repair_tail(fd)
+                end = os.fstat(fd).st_size
+                size = 0
+                while i < len(batch):
+                    rec = batch[i]
+                    i += 1
+                    if isinstance(rec, bytes):
+                        b = rec
+                    else:
+                        try:
+                            b = _dumps(rec)
+                        except Exception as exc:
+                            self._note_error(exc)
+                            self._dropped += 1
+                            continue
+                    parts.append(b)
+                    size += len(b)
+                    # Write in cache-sized chunks of whole lines: one huge join costs
+                    # more in page faults than the extra syscalls.
+                    if size >= _CHUNK:
+                        end = self._write_all(fd, parts, end)
+                        parts, size = [], 0
+                if parts:
+                    end = self._write_all(fd, parts, end)
+                    parts = []
+                self._size = end
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        except OSError as exc:
+            self._note_error(exc)
+            return [*parts, *batch[i:]]
+        return []
+
+    def _write_all(self, fd: int, parts: list[bytes], end: int) -> int:
+        """Write whole lines at ``end`` (the file size). On an OSError the lines that
+        made it count as written and are removed from ``parts``, a torn rest is cut
+        off, and the error is raised. Returns the new file size."""
+        data = b"".join(parts)
+        view = memoryview(data)
+        done = 0
+        try:
+            while done < len(data):
+                done += os.write(fd, view[done:])
+        except OSError:
+            k = whole = 0
+            while k < len(parts) and whole + len(parts[k]) <= done:
+                whole += len(parts[k])
+                k += 1
+            if whole < done:
+                # Best effort: if this fails too, _repair_tail cuts it before the retry.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, end + whole)
+            self._count_written(k, whole)
+            del parts[:k]
+            raise
+        self._count_written(len(parts), len(data))
+        return end + len(data)
+
+    def _count_written(self, records: int, size: int) -> None:
+        self._written += records
         self._bytes += size
-        self._dirty = True
+        if records:
+            self._dirty = True
 
     # ------------------------------------------------------------------ files
 
@@ -359,8 +465,10 @@ class Logger:
 
     def _fsync(self) -> None:
         if self._fd is not None and self._dirty:
-            with contextlib.suppress(OSError):
+            try:
                 os.fsync(self._fd)
+            except OSError as exc:  # nothing to retry: the kernel already dropped the pages
+                self._note_error(exc)
         self._dirty = False
         self._last_fsync = time.monotonic()
 

@@ -417,6 +417,7 @@ class Recorder:
                 None,
                 reason=reason,
                 dropped=(logger_stats or {}).get("dropped", 0),
+                errors=(logger_stats or {}).get("errors", 0),
                 logger=logger_stats,
                 counts=dict(self.counts),
             )

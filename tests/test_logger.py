@@ -233,3 +233,92 @@ def test_processes_sharing_a_dir_do_not_corrupt_each_other(tmp_path: Path) -> No
     assert len(recs) == 9000
     assert all(r["pad"] == "y" * 200 for r in recs)
     assert os.path.getsize(list_log_files(d)[0]) == sum(len(x) for x in read_lines(d))
+
+
+# ------------------------------------------------------------ write errors
+
+
+class FailingDisk:
+    """Stands in for the kernel: os.write on a log file fails with ENOSPC ``fails``
+    times (the first failure after writing ``partial`` bytes of the chunk), then
+    works. Writes to other fds go through."""
+
+    def __init__(self, root: Path, fails: int, partial: int = 0) -> None:
+        self.root = str(root)
+        self.fails = fails
+        self.partial = partial
+        self.failed = 0
+        self.real = os.write
+
+    def __call__(self, fd: int, data) -> int:
+        try:
+            is_log = os.readlink(f"/proc/self/fd/{fd}").startswith(self.root)
+        except OSError:
+            is_log = False
+        if is_log and self.failed < self.fails:
+            if self.partial and self.failed == 0 and len(data) > self.partial:
+                self.partial, n = 0, self.partial
+                return self.real(fd, bytes(data[:n]))  # a short write; the next one fails
+            self.failed += 1
+            raise OSError(28, "No space left on device")
+        return self.real(fd, data)
+
+
+def test_failed_writes_are_kept_and_retried(tmp_path: Path, monkeypatch) -> None:
+    disk = FailingDisk(tmp_path, fails=3, partial=700)
+    monkeypatch.setattr(os, "write", disk)
+    lg = Logger(tmp_path, flush_interval=0.01)
+    for i in range(300):
+        lg.log({"type": "model_call" if i % 2 else "debug", "i": i, "pad": "z" * 40})
+    deadline = time.monotonic() + 10
+    while lg.stats()["written"] < 300 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert lg.close()
+    st = lg.stats()
+    assert disk.failed == 3 and disk.partial == 0 and st["errors"] >= 3
+    assert st["torn_lines_repaired"] == 0  # our own short write was cut at once
+    assert "No space left" in st["last_error"]
+    assert st["dropped"] == 0 and st["written"] == 300 and st["queued"] == 0
+    lines = read_lines(tmp_path)
+    assert all(line.endswith(b"\n") for line in lines)  # the short write was cut back
+    assert [orjson.loads(x)["i"] for x in lines] == list(range(300))  # no loss, no duplicate
+
+
+def test_log_never_raises_and_keeps_never_drop_records_while_the_disk_fails(
+    tmp_path: Path, monkeypatch
+) -> None:
+    disk = FailingDisk(tmp_path, fails=10**9)
+    monkeypatch.setattr(os, "write", disk)
+    lg = Logger(tmp_path, buffer_size=10, flush_interval=0.01, block_timeout=0.01)
+    started = time.monotonic()
+    for i in range(100):
+        lg.log({"type": "tool_result" if i % 4 == 0 else "debug", "i": i})
+    assert time.monotonic() - started < 1.0  # no 50 ms wait per record on a dead disk
+    time.sleep(0.05)
+    disk.fails = 0  # space freed
+    assert lg.flush()
+    assert lg.close()
+    got = [r["i"] for r in read_records(tmp_path)]
+    important = [i for i in range(100) if i % 4 == 0]
+    assert [i for i in got if i % 4 == 0] == important
+    st = lg.stats()
+    assert st["errors"] > 0 and st["written"] == len(got)
+    assert st["dropped"] == 100 - len(got)  # only low-value records, and counted
+    assert st["dropped_on_error"] == 0
+
+
+def test_close_gives_up_after_bounded_retries_and_counts_the_loss(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr(os, "write", FailingDisk(tmp_path, fails=10**9))
+    lg = Logger(tmp_path, flush_interval=0.01, close_retry=0.2)
+    for i in range(50):
+        lg.log({"type": "model_call", "i": i})
+    started = time.monotonic()
+    assert lg.close() is False  # not everything reached the disk
+    assert time.monotonic() - started < 2.0
+    st = lg.stats()
+    assert st["dropped"] == 50 == st["dropped_on_error"] and st["written"] == 0
+    assert st["queued"] == 0 and st["errors"] > 0
+    lg.log({"type": "session_end", "i": 99})  # after close: one try, then counted
+    assert lg.stats()["dropped"] == 51

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import orjson
@@ -290,3 +291,23 @@ def test_session_end_reports_logger_stats_and_reward_validation(tmp_path: Path) 
     recs = [orjson.loads(x) for x in list_log_files(tmp_path)[0].read_bytes().splitlines()]
     for r in recs:
         assert {"v", "ts", "type", "session_id", "turn", "step"} <= set(r) and r["v"] == 1
+
+
+def test_session_end_carries_write_errors_and_nothing_is_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_logger import FailingDisk
+
+    disk = FailingDisk(tmp_path, fails=2)
+    monkeypatch.setattr(os, "write", disk)
+    lg = Logger(tmp_path, flush_interval=60)  # writes happen only when asked
+    rec = Recorder(lg, "e")
+    rec.session_start(config=CONFIG, model=MODEL, tools=TOOLS, workspace="/w", git_head=None)
+    sent = converse(rec, 3)
+    assert lg.flush() is False  # ENOSPC: kept for the retry, not lost
+    rec.session_end("done")
+    assert lg.close()
+    s = next(read_sessions(list_log_files(tmp_path)))
+    assert s.end["errors"] >= 1 and s.end["dropped"] == 0
+    assert "No space left" in s.end["logger"]["last_error"]
+    assert [c.request for c in s.calls] == [orjson.loads(orjson.dumps(r)) for r in sent]
