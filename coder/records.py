@@ -75,10 +75,13 @@ def _is_secret_key(key: str) -> bool:
 
 
 def scrub(obj: Any, secrets: tuple[str, ...] = ()) -> Any:
-    """Copy of ``obj`` with secret-named keys redacted and known secret values masked."""
+    """Copy of ``obj`` with secret-named keys redacted and known secret values
+    masked (in strings and in dict keys)."""
     if isinstance(obj, dict):
         return {
-            k: (REDACTED if v and isinstance(k, str) and _is_secret_key(k) else scrub(v, secrets))
+            scrub(k, secrets): (
+                REDACTED if v and isinstance(k, str) and _is_secret_key(k) else scrub(v, secrets)
+            )
             for k, v in obj.items()
         }
     if isinstance(obj, list | tuple):
@@ -88,6 +91,17 @@ def scrub(obj: Any, secrets: tuple[str, ...] = ()) -> Any:
             if s in obj:
                 obj = obj.replace(s, REDACTED)
     return obj
+
+
+def _usable_secrets(values: Iterable[Any]) -> tuple[str, ...]:
+    """Strings worth masking, longest first (so a key containing another is masked whole).
+    A short value would mask innocent text everywhere; keys are long."""
+    found = {v for v in values if isinstance(v, str) and len(v) >= 6 and v != REDACTED}
+    return tuple(sorted(found, key=len, reverse=True))
+
+
+def _env_secrets() -> tuple[str, ...]:
+    return _usable_secrets(os.environ.get(name) for name in _SECRET_ENV)
 
 
 def _find_secrets(config: dict) -> tuple[str, ...]:
@@ -105,11 +119,7 @@ def _find_secrets(config: dict) -> tuple[str, ...]:
                 walk(v)
 
     walk(config)
-    for name in _SECRET_ENV:
-        if os.environ.get(name):
-            found.add(os.environ[name])
-    # A short value would mask innocent text everywhere; keys are long.
-    return tuple(sorted((s for s in found if len(s) >= 6 and s != REDACTED), key=len, reverse=True))
+    return _usable_secrets(found)
 
 
 def decode_logprobs(tokens: dict | None) -> list[float] | None:
@@ -178,23 +188,45 @@ def compact_logprobs(entries: list | None, raw_content: str | None = None) -> di
 
 
 class Recorder:
-    """Turns agent events into v1 records and hands them to a logger."""
+    """Turns agent events into v1 records and hands them to a logger.
 
-    def __init__(self, logger: _Sink, session_id: str | None = None) -> None:
+    ``secrets``: values to mask in every record (the real api key: the config the
+    Recorder sees at session_start is already redacted). $CODER_API_KEY,
+    $OPENAI_API_KEY and $LLAMA_API_KEY are always masked. Values shorter than 6
+    characters are not (they would mask innocent text everywhere).
+    """
+
+    def __init__(
+        self,
+        logger: _Sink,
+        session_id: str | None = None,
+        secrets: Iterable[str | None] = (),
+    ) -> None:
         self.logger = logger
         self.session_id = session_id or uuid.uuid4().hex
         self._lock = threading.Lock()
         self._msg_ids: dict[bytes, int] = {}
         self._blobs: set[str] = set()
-        self._secrets: tuple[str, ...] = tuple(
-            os.environ[n] for n in _SECRET_ENV if len(os.environ.get(n) or "") >= 6
-        )
+        self._secrets: tuple[str, ...] = ()
+        self._secret_needles: tuple[bytes, ...] = ()
+        self._add_secrets([*secrets, *_env_secrets()])
         self._model_ref: str | None = None
         self._tools_ref: str | None = None
         self.counts = {"model_calls": 0, "tool_results": 0, "messages": 0, "rewards": 0}
         self._ended = False
 
     # -------------------------------------------------------------- plumbing
+
+    def _add_secrets(self, values: Iterable[Any]) -> None:
+        self._secrets = _usable_secrets([*self._secrets, *values])
+        # as they appear in serialised JSON (a quote or backslash in a key is escaped)
+        self._secret_needles = tuple(orjson.dumps(s)[1:-1] for s in self._secrets)
+
+    def _has_secret(self, obj: Any) -> bool:
+        if not self._secrets:
+            return False
+        blob = orjson.dumps(obj, default=str)
+        return any(n in blob for n in self._secret_needles)
 
     def _emit(self, type_: str, turn: int | None, step: int | None, **fields: Any) -> None:
         rec = {
@@ -206,13 +238,13 @@ class Recorder:
             "step": step,
         }
         rec.update(fields)
-        if self._secrets:
-            blob = orjson.dumps(rec, default=str)
-            if any(s.encode() in blob for s in self._secrets):
-                rec = scrub(rec, self._secrets)
+        if self._has_secret(rec):
+            rec = scrub(rec, self._secrets)
         self.logger.log(rec)
 
     def _blob(self, data: Any, turn: int | None = None, step: int | None = None) -> str:
+        if self._has_secret(data):
+            data = scrub(data, self._secrets)  # so the hash is that of the stored data
         h = content_hash(data)
         if h not in self._blobs:
             self._blobs.add(h)
@@ -244,9 +276,7 @@ class Recorder:
         from coder import __version__
 
         with self._lock:
-            self._secrets = tuple(
-                sorted(set(self._secrets) | set(_find_secrets(config)), key=len, reverse=True)
-            )
+            self._add_secrets(_find_secrets(config))
             model = scrub(dict(model), self._secrets)
             template = model.pop("chat_template", None)
             template_hash = model.get("chat_template_hash")
@@ -317,7 +347,10 @@ class Recorder:
                     rest[k] = scrub(v, self._secrets) if isinstance(v, dict | list) else v
             tokens = compact_logprobs(logprobs, raw_content)
             note = None
-            if tokens is None:
+            if tokens is not None and self._has_secret([raw_content, tokens]):
+                # token ids cannot be masked: they would decode back to the secret
+                tokens, note = None, "dropped: the completion contains a secret"
+            elif tokens is None:
                 if not request.get("logprobs"):
                     note = "not requested (logging.logprobs is off)"
                 elif interrupted:

@@ -311,3 +311,55 @@ def test_session_end_carries_write_errors_and_nothing_is_lost(
     assert s.end["errors"] >= 1 and s.end["dropped"] == 0
     assert "No space left" in s.end["logger"]["last_error"]
     assert [c.request for c in s.calls] == [orjson.loads(orjson.dumps(r)) for r in sent]
+
+
+def test_caller_secrets_are_masked_in_every_record(tmp_path: Path) -> None:
+    # The runtime redacts the config before session_start, so the Recorder can only
+    # learn the real key from the caller.
+    key = "sk-from-config-yaml-42"
+    lg = Logger(tmp_path)
+    rec = Recorder(lg, "k", secrets=[key, None, ""])
+    rec.session_start(
+        config={"llm": {"api_key": "***"}},
+        model={"alias": f"smol {key}"},
+        tools=[{**TOOLS[0], "note": key}],
+        workspace="/w",
+        git_head=None,
+        extra={"task_id": key},
+    )
+    rec.user_message(1, f"here: {key}")
+    rec.model_call(
+        turn=1,
+        step=0,
+        request={"model": "smol", "messages": [{"role": "user", "content": key}], key: 1},
+        response_message={"role": "assistant", "content": key},
+        raw_content=key,
+        finish_reason="stop",
+        usage=None,
+        timings=None,
+        logprobs=logprobs_for(key + " and more text"),
+        protocol="native",
+        error=f"HTTP 401: bad key {key}",
+    )
+    rec.tool_result(
+        turn=1,
+        step=0,
+        call_id="c",
+        name="run_shell",
+        arguments={"command": f"echo {key}"},
+        output=f"LLM_KEY={key}\n",
+        is_error=True,
+        duration_ms=1.0,
+    )
+    rec.reward(-0.1, "auto", note=f"tool error: {key}", turn=1)
+    rec.compaction(turn=1, dropped_messages=1, tokens_before=9, tokens_after=3, note=key)
+    rec.session_end(f"error: {key}")
+    lg.close()
+    data = b"".join(p.read_bytes() for p in list_log_files(tmp_path))
+    assert data.count(b"[REDACTED]") >= 12
+    assert key.encode() not in data
+    s = next(read_sessions(list_log_files(tmp_path)))
+    assert s.tool_results[0]["output"] == "LLM_KEY=[REDACTED]\n"
+    assert s.calls[0].request["messages"][0]["content"] == "[REDACTED]"
+    # token ids would decode back to the key: not kept
+    assert s.calls[0].tokens is None and "secret" in s.calls[0].record["tokens_note"]
