@@ -97,6 +97,17 @@ def openai_message(m: dict) -> dict:
     return out
 
 
+def completion_message(call: ModelCall) -> dict:
+    """The assistant turn a call produced, in the form its prompt is in."""
+    return call.response
+
+
+def _with_reasoning(m: dict, call: ModelCall) -> dict:
+    # TRL conversational rows carry a thinking model's reasoning as reasoning_content
+    # (what reasoning chat templates such as Qwen3's render); OpenAI's format has no field.
+    return {**m, "reasoning_content": call.reasoning} if call.reasoning else m
+
+
 def call_tools(call: ModelCall, session: SessionLog) -> list[dict] | None:
     """Tool schemas the model saw: the request's, else (json protocol) the session's."""
     req = call.request or {}
@@ -135,20 +146,26 @@ class _PromptKeys:
 # ------------------------------------------------------------- conversations
 
 
-def _conversations(s: SessionLog) -> Iterator[tuple[ModelCall, list[dict]]]:
-    """Maximal conversations of a session: a good call's prompt + its response,
+def _conversations(
+    s: SessionLog,
+) -> Iterator[tuple[ModelCall, list[dict], list[tuple[int, ModelCall]]]]:
+    """Maximal conversations of a session: a good call's prompt + its completion,
     unless that list is the start of the next good call's prompt (the usual
-    case within a turn and across turns; a compaction starts a new one)."""
+    case within a turn and across turns; a compaction starts a new one).
+    Yields (last call, messages, [(index of a call's completion, call), ...])."""
     good = [c for c in s.calls if c.ok and c.response]
+    own: list[tuple[int, ModelCall]] = []
     for i, c in enumerate(good):
-        msgs = [*c.request["messages"], c.response]
+        msgs = [*c.request["messages"], completion_message(c)]
+        own.append((len(msgs) - 1, c))
         if i + 1 < len(good):
             nxt = good[i + 1].request["messages"]
             n = len(msgs)
             # the reader shares one dict per logged message: identity first
             if len(nxt) >= n and all(a is b or a == b for a, b in zip(nxt[:n], msgs, strict=True)):
                 continue
-        yield c, msgs
+        yield c, msgs, own
+        own = []
 
 
 def _reward_value(s: SessionLog, turn: int | None) -> tuple[float | None, str | None]:
@@ -262,7 +279,7 @@ def _export_conversations(
     sessions: Iterator[SessionLog], fmt: str, min_reward: float | None, w: _Out, st: ExportStats
 ) -> None:
     for s in sessions:
-        for call, msgs in _conversations(s):
+        for call, msgs, own in _conversations(s):
             if min_reward is not None:
                 value, _ = _reward_value(s, call.turn)
                 if value is None or value < min_reward:
@@ -270,6 +287,9 @@ def _export_conversations(
             tools = call_tools(call, s)
             try:
                 if fmt == "sft":
+                    msgs = list(msgs)
+                    for i, c in own:
+                        msgs[i] = _with_reasoning(msgs[i], c)
                     row: dict[str, Any] = {"messages": [trl_message(m) for m in msgs]}
                     if tools:
                         row["tools"] = tools
@@ -317,7 +337,7 @@ def _export_groups(
                         continue
                     key = keys.key(call, s)
                     try:
-                        completion = [trl_message(call.response)]
+                        completion = [trl_message(_with_reasoning(completion_message(call), call))]
                         if key not in seen:
                             prompt = [trl_message(m) for m in call.request["messages"]]
                             tools = call_tools(call, s)

@@ -329,7 +329,10 @@ class Recorder:
         interrupted: bool = False,
         error: str | None = None,
         duration_ms: float | None = None,
+        reasoning: str | None = None,
     ) -> None:
+        """``reasoning``: a thinking model's reasoning text (reasoning_content),
+        which the server sends apart from the content."""
         with self._lock:
             ids = [self._message_id(m, turn, step) for m in request.get("messages") or []]
             rest: dict[str, Any] = {}
@@ -347,7 +350,7 @@ class Recorder:
                     rest[k] = scrub(v, self._secrets) if isinstance(v, dict | list) else v
             tokens = compact_logprobs(logprobs, raw_content)
             note = None
-            if tokens is not None and self._has_secret([raw_content, tokens]):
+            if tokens is not None and self._has_secret([raw_content, reasoning, tokens]):
                 # token ids cannot be masked: they would decode back to the secret
                 tokens, note = None, "dropped: the completion contains a secret"
             elif tokens is None:
@@ -372,6 +375,7 @@ class Recorder:
                 protocol=protocol,
                 response=response_message,
                 raw_content=raw_content,
+                reasoning=reasoning,
                 finish_reason=finish_reason,
                 usage=usage,
                 timings=timings,
@@ -477,6 +481,7 @@ class ModelCall:
     duration_ms: float | None
     model: dict | None
     record: dict = field(repr=False)
+    reasoning: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -577,6 +582,7 @@ def _apply(rec: dict, s: SessionLog, stats: ReadStats) -> None:
                 duration_ms=rec.get("duration_ms"),
                 model=s._blobs.get(rec.get("model_ref") or ""),
                 record=rec,
+                reasoning=rec.get("reasoning"),
             )
         )
     elif t == "session_start":

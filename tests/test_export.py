@@ -300,3 +300,45 @@ def test_export_memory_does_not_grow_with_the_log(tmp_path: Path) -> None:
     tracemalloc.stop()
     assert st.rows == 150 and size > 2_000_000
     assert peak < size / 8, (peak, size)  # one session at a time, not the file
+
+
+def thinking_logs(tmp_path: Path) -> Path:
+    """Two rollouts of a thinking model: reasoning on every call."""
+    d = tmp_path / "logs"
+    lg = Logger(d)
+    for i, (path, r) in enumerate([("a.py", 1.0), ("b.py", 0.0)]):
+        rec = Recorder(lg, f"think{i}")
+        rec.session_start(config={}, model={}, tools=TOOLS, workspace="/w", git_head=None)
+        msgs = [SYSTEM, {"role": "user", "content": "fix it"}]
+        tc = tool_call(path)
+        call(rec, 1, 0, msgs, tc, reasoning=f"I should read {path}.")
+        msgs += [tc, {"role": "tool", "tool_call_id": "call_0", "content": "x"}]
+        call(rec, 1, 1, msgs, {"role": "assistant", "content": "done"}, reasoning="It is fine.")
+        rec.reward(r, "verifier")
+        rec.session_end("done")
+    lg.close()
+    return d
+
+
+def test_reasoning_is_logged_and_exported_where_the_format_allows(tmp_path: Path) -> None:
+    from coder.records import read_sessions
+
+    d = thinking_logs(tmp_path)
+    s = next(read_sessions(list_log_files(d)))
+    assert [c.reasoning for c in s.calls] == ["I should read a.py.", "It is fine."]
+    out = tmp_path / "o.jsonl"
+    assert export([d], "sft", out).rows == 2  # still one chained row per session
+    msgs = rows(out)[0]["messages"]
+    assert msgs[2]["reasoning_content"] == "I should read a.py." and "tool_calls" in msgs[2]
+    assert msgs[4] == {"role": "assistant", "content": "done", "reasoning_content": "It is fine."}
+    assert "reasoning_content" not in msgs[1]
+    export([d], "openai", out)  # OpenAI's fine-tuning format has no field for it
+    assert all("reasoning_content" not in m for m in rows(out)[0]["messages"])
+    export([d], "grpo", out)
+    [g] = rows(out)
+    got = [c[0]["reasoning_content"] for c in g["completions"]]
+    assert got == ["I should read a.py.", "I should read b.py."]
+    export([d], "dpo", out)
+    [p] = rows(out)
+    assert p["chosen"][0]["reasoning_content"] == "I should read a.py."
+    assert p["rejected"][0]["reasoning_content"] == "I should read b.py."
