@@ -98,7 +98,18 @@ def openai_message(m: dict) -> dict:
 
 
 def completion_message(call: ModelCall) -> dict:
-    """The assistant turn a call produced, in the form its prompt is in."""
+    """The assistant turn a call produced, in the form its prompt is in.
+
+    native: the assistant message (tool_calls and all). json protocol: the prompt
+    is the rendered wire form (tools in the system text, past calls as JSON text,
+    results as user messages), so the turn is the text the model produced: the
+    sampled tokens' text when logprobs were recorded (under response_format the
+    server strips a fence from the content), else raw_content.
+    """
+    if call.protocol == "json":
+        tokens = call.tokens or {}
+        text = tokens["text"] if isinstance(tokens.get("text"), str) else call.raw_content
+        return {"role": "assistant", "content": text or ""}
     return call.response
 
 
@@ -109,7 +120,10 @@ def _with_reasoning(m: dict, call: ModelCall) -> dict:
 
 
 def call_tools(call: ModelCall, session: SessionLog) -> list[dict] | None:
-    """Tool schemas the model saw: the request's, else (json protocol) the session's."""
+    """Tool schemas for a row's ``tools`` key: the request's. None for the json
+    protocol, whose prompt already lists the tools in its system text."""
+    if call.protocol == "json":
+        return None
     req = call.request or {}
     return req.get("tools") or session.tools or None
 
@@ -381,11 +395,9 @@ def _export_groups(
                 ).fetchall()
                 if len(comps) < 2:
                     continue
-                base = {
-                    "prompt": orjson.loads(prompt),
-                    "tools": orjson.loads(tools),
-                    "task_id": task or key,
-                }
+                base = {"prompt": orjson.loads(prompt), "task_id": task or key}
+                if tools := orjson.loads(tools):
+                    base["tools"] = tools
                 for row in emit(base, comps, min_reward):
                     w.write(row)
                     st.rows += 1
@@ -432,7 +444,7 @@ def _dpo_rows(base: dict, comps: list, min_reward: float | None) -> Iterator[dic
                 "prompt": base["prompt"],
                 "chosen": orjson.loads(hi[3]),
                 "rejected": orjson.loads(lo[3]),
-                "tools": base["tools"],
+                **({"tools": base["tools"]} if "tools" in base else {}),
                 "score_chosen": hi[1],
                 "score_rejected": lo[1],
                 "task_id": base["task_id"],

@@ -243,7 +243,7 @@ def test_reward_precedence_verifier_user_auto(tmp_path: Path) -> None:
     assert export([d], "sft", out, None, 1.0, None, False).rows == 1
 
 
-def test_json_protocol_call_uses_session_tools_and_blobs_response_format(tmp_path: Path) -> None:
+def test_json_protocol_call_blobs_response_format(tmp_path: Path) -> None:
     d = tmp_path / "logs"
     lg = Logger(d)
     rec = Recorder(lg, "j")
@@ -280,9 +280,8 @@ def test_json_protocol_call_uses_session_tools_and_blobs_response_format(tmp_pat
     out = tmp_path / "o.jsonl"
     export([d], "sft", out, None, None, None, False)
     r = rows(out)[0]
-    assert r["tools"] == TOOLS and r["messages"][-1]["tool_calls"][0]["function"]["arguments"] == {
-        "path": "a.py"
-    }
+    assert "tools" not in r  # the prompt describes them in its own (wire) form
+    assert r["messages"][-1] == {"role": "assistant", "content": mc["raw_content"]}
 
 
 def test_export_memory_does_not_grow_with_the_log(tmp_path: Path) -> None:
@@ -342,3 +341,140 @@ def test_reasoning_is_logged_and_exported_where_the_format_allows(tmp_path: Path
     [p] = rows(out)
     assert p["chosen"][0]["reasoning_content"] == "I should read a.py."
     assert p["rejected"][0]["reasoning_content"] == "I should read b.py."
+
+
+# ------------------------------------------------------------ json protocol
+
+
+def json_rollout(lg: Logger, srv, sid: str, turns: list[list[str]], reward: float, **kw) -> list:
+    """A json-protocol session through the real Client (so prompts are llm.py's wire
+    form), recorded the way the agent records it. Returns the ChatResults."""
+    from coder.config import Sampling
+    from coder.llm import Client
+    from tests.scripted_server import stream_text
+
+    rec = Recorder(lg, sid)
+    rec.session_start(
+        config={}, model={}, tools=TOOLS, workspace="/w", git_head=None, extra={"task_id": "j"}
+    )
+    client = Client(srv.base_url)
+    msgs = [SYSTEM]
+    results = []
+    for turn, replies in enumerate(turns, 1):
+        msgs.append({"role": "user", "content": "fix the bug" if turn == 1 else f"turn {turn}"})
+        srv.enqueue(*[stream_text(r, logprobs=kw.get("logprobs", False)) for r in replies])
+        for step in range(len(replies)):
+            r = client.chat(msgs, TOOLS, sampling=Sampling(), protocol="json", **kw)
+            rec.model_call(
+                turn=turn,
+                step=step,
+                request=r.request,
+                response_message=r.message,
+                raw_content=r.raw_content,
+                finish_reason=r.finish_reason,
+                usage=r.usage,
+                timings=r.timings,
+                logprobs=r.logprobs,
+                protocol=r.protocol,
+            )
+            results.append(r)
+            msgs.append(r.message)
+            for tc in r.tool_calls:
+                msgs.append({"role": "tool", "tool_call_id": tc.id, "content": f"{tc.name} out"})
+    rec.reward(reward, "verifier")
+    rec.session_end("done")
+    client.close()
+    return results
+
+
+READ_A = '{"tool": "read_file", "arguments": {"path": "a.py"}}'  # json.dumps spacing
+
+
+def test_json_protocol_rows_are_the_wire_form_and_chain(tmp_path: Path) -> None:
+    from tests.scripted_server import ScriptedServer
+
+    d = tmp_path / "logs"
+    lg = Logger(d)
+    with ScriptedServer() as srv:
+        turns = [[READ_A, '{"answer": "fixed"}'], ['{"answer": "you are welcome"}']]
+        results = json_rollout(lg, srv, "j", turns, 1.0, logprobs=True)
+    lg.close()
+    assert results[0].tool_calls and results[0].message["tool_calls"]  # canonical: native form
+    out = tmp_path / "o.jsonl"
+    assert export([d], "sft", out).rows == 1  # the three steps chain into one conversation
+    [row] = rows(out)
+    assert set(row) == {"messages"}  # the tools are in the system text, not a tools key
+    last = results[-1]
+    assert row["messages"] == [
+        *last.request["messages"],
+        {"role": "assistant", "content": '{"answer": "you are welcome"}'},
+    ]
+    assert "# Tools" in row["messages"][0]["content"]
+    assistant = [m for m in row["messages"] if m["role"] == "assistant"]
+    assert [m["content"] for m in assistant] == [r.raw_content for r in results]
+    assert not any("tool_calls" in m for m in row["messages"])
+    assert export([d], "openai", out).rows == 1
+    [orow] = rows(out)
+    assert orow == {"messages": row["messages"]}  # no tools, no parallel_tool_calls
+
+
+def test_json_protocol_groups_are_raw_text_completions(tmp_path: Path) -> None:
+    from tests.scripted_server import ScriptedServer
+
+    d = tmp_path / "logs"
+    lg = Logger(d)
+    firsts = [READ_A, '{"tool": "read_file", "arguments": {"path": "b.py"}}', '{"answer": "no"}']
+    with ScriptedServer() as srv:
+        prompts = []
+        for i, (first, reward) in enumerate(zip(firsts, [1.0, 0.0, 0.5], strict=True)):
+            turn = [first, '{"answer": "done"}'] if "tool" in first else [first]
+            prompts.append(json_rollout(lg, srv, f"r{i}", [turn], reward)[0].request["messages"])
+    lg.close()
+    out = tmp_path / "g.jsonl"
+    assert export([d], "grpo", out).rows == 1
+    [g] = rows(out)
+    assert "tools" not in g and g["prompt"] == prompts[0] == prompts[2]
+    assert g["completions"] == [[{"role": "assistant", "content": f}] for f in firsts]
+    assert g["raw_completions"] == firsts and g["rewards"] == [1.0, 0.0, 0.5]
+    assert export([d], "dpo", out).rows == 3
+    for p in rows(out):
+        assert "tools" not in p and p["prompt"] == prompts[0]
+        assert p["chosen"][0]["content"] in firsts and p["rejected"][0]["content"] in firsts
+        assert not any("tool_calls" in m for m in p["chosen"] + p["rejected"])
+
+
+def test_json_protocol_completion_is_the_sampled_text_and_chains_only_on_a_match(
+    tmp_path: Path,
+) -> None:
+    d = tmp_path / "logs"
+    lg = Logger(d)
+    rec = Recorder(lg, "f")
+    rec.session_start(config={}, model={}, tools=TOOLS, workspace="/w", git_head=None)
+    sampled = "```json\n" + READ_A  # the server strips the fence from the content
+    wire = [SYSTEM, {"role": "user", "content": "go"}]
+    for step, (raw, tokens) in enumerate([(READ_A, sampled), ('{"answer": "ok"}', None)]):
+        rec.model_call(
+            turn=1,
+            step=step,
+            request={"model": "smol", "messages": list(wire), "response_format": {"type": "x"}},
+            response_message=tool_call("a.py") if step == 0 else {"role": "assistant"},
+            raw_content=raw,
+            finish_reason="stop",
+            usage=None,
+            timings=None,
+            logprobs=[{"id": 1, "token": tokens, "bytes": list(tokens.encode()), "logprob": -1.0}]
+            if tokens
+            else None,
+            protocol="json",
+        )
+        # llm.py's wire form of the past call: raw_content, not the sampled text
+        wire += [{"role": "assistant", "content": raw}, {"role": "user", "content": "Result"}]
+    rec.reward(1.0, "verifier")
+    rec.session_end("done")
+    lg.close()
+    out = tmp_path / "o.jsonl"
+    assert export([d], "sft", out).rows == 2  # step 1's prompt does not hold the sampled text
+    first, second = rows(out)
+    assert first["messages"][-1] == {"role": "assistant", "content": sampled}
+    assert second["messages"][-1] == {"role": "assistant", "content": '{"answer": "ok"}'}
+    assert second["messages"][2] == {"role": "assistant", "content": READ_A}  # as sent
