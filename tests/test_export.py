@@ -62,8 +62,18 @@ def tool_call(path: str, cid: str = "call_0") -> dict:
     }
 
 
-def rollout(lg: Logger, sid: str, task: str, path: str, reward: float | None, **extra) -> None:
-    """One agent session: read a file, answer; a verifier reward at the end."""
+def rollout(
+    lg: Logger,
+    sid: str,
+    task: str,
+    path: str,
+    reward: float | None,
+    source: str = "verifier",
+    verdict: float | None = None,
+    **extra,
+) -> None:
+    """One agent session: read a file, answer; a reward for turn 1 (or, from a
+    verifier, for the session) at the end, then an optional session verdict."""
     rec = Recorder(lg, sid)
     rec.session_start(
         config={}, model={"alias": "smol"}, tools=TOOLS, workspace="/w", git_head=None, extra=extra
@@ -75,7 +85,9 @@ def rollout(lg: Logger, sid: str, task: str, path: str, reward: float | None, **
     msgs += [tc, {"role": "tool", "tool_call_id": "call_0", "content": f"text of {path}"}]
     call(rec, 1, 1, msgs, {"role": "assistant", "content": f"I read {path}."})
     if reward is not None:
-        rec.reward(reward, "verifier")
+        rec.reward(reward, source, turn=None if source == "verifier" else 1)
+    if verdict is not None:
+        rec.reward(verdict, "verifier")
     rec.session_end("done")
 
 
@@ -478,3 +490,51 @@ def test_json_protocol_completion_is_the_sampled_text_and_chains_only_on_a_match
     assert first["messages"][-1] == {"role": "assistant", "content": sampled}
     assert second["messages"][-1] == {"role": "assistant", "content": '{"answer": "ok"}'}
     assert second["messages"][2] == {"role": "assistant", "content": READ_A}  # as sent
+
+
+def test_one_auto_reward_per_turn_puts_clean_successes_in_groups(tmp_path: Path) -> None:
+    """The agent's auto reward: exactly one per turn (0.0 clean, -1.0 failed, -0.1
+    per tool error). Clean answers join groups; a verifier or user still wins."""
+    from coder.records import read_sessions
+
+    d = tmp_path / "logs"
+    lg = Logger(d)
+    for sid, path, auto in [("clean", "a.py", 0.0), ("err", "b.py", -0.1), ("fail", "c.py", -1.0)]:
+        rollout(lg, sid, "fix the bug", path, auto, source="auto", task_id="t")
+    rollout(lg, "verified", "other task", "d.py", -1.0, source="auto", verdict=1.0)
+
+    def two_turns(sid: str, user: float | None) -> None:
+        rec = Recorder(lg, sid)
+        rec.session_start(config={}, model={}, tools=TOOLS, workspace="/w", git_head=None)
+        msgs = [SYSTEM, {"role": "user", "content": "one"}]
+        call(rec, 1, 0, msgs, {"role": "assistant", "content": "first"})
+        rec.reward(0.0, "auto", turn=1)
+        msgs += [{"role": "assistant", "content": "first"}, {"role": "user", "content": "two"}]
+        call(rec, 2, 0, msgs, {"role": "assistant", "content": "second"})
+        rec.reward(-1.0, "auto", turn=2)
+        if user is not None:
+            rec.reward(user, "user", turn=2)
+        rec.session_end("exit")
+
+    two_turns("multi", None)
+    two_turns("judged", 0.5)
+    lg.close()
+
+    s = {x.session_id: x for x in read_sessions(list_log_files(d))}
+    assert s["multi"].reward_for(1)["value"] == 0.0 and s["multi"].reward_for(2)["value"] == -1.0
+    # a user verdict outranks the auto reward of its turn only; a verifier that of every turn
+    assert s["judged"].reward_for(1)["value"] == 0.0 and s["judged"].reward_for(2)["value"] == 0.5
+    assert s["verified"].reward_for(1)["source"] == "verifier"
+    out = tmp_path / "o.jsonl"
+    export([d], "grpo", out)
+    [g] = [r for r in rows(out) if r["task_id"] == "t"]
+    assert g["session_ids"] == ["clean", "err", "fail"] and g["rewards"] == [0.0, -0.1, -1.0]
+    assert g["reward_sources"] == ["auto"] * 3
+    export([d], "dpo", out)
+    assert sum(r["task_id"] == "t" for r in rows(out)) == 3
+    export([d], "sft", out, min_reward=0.0)
+    assert [r["messages"][-1]["content"] for r in rows(out)] == [
+        "I read a.py.",
+        "I read d.py.",
+        "second",
+    ]
