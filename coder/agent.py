@@ -306,6 +306,7 @@ def _record_call(agent: Agent, reply: ChatResult, turn: int, step: int) -> None:
         interrupted=reply.interrupted,
         error=reply.error or reply.parse_error,
         duration_ms=reply.duration_ms,
+        reasoning=reply.reasoning,
     )
 
 

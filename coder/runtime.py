@@ -66,7 +66,7 @@ def open_runtime(
         raise ConfigError(
             f"logging.dir: cannot write logs in {log_dir(cfg)}: {exc.strerror}"
         ) from None
-    recorder = Recorder(logger)
+    recorder = Recorder(logger, secrets=[cfg.llm.api_key])
     server = None
     client = None
     started = False

@@ -190,3 +190,21 @@ def test_verify_command_becomes_a_verifier_reward(tmp_path, check, code, reward)
     [session] = list(read_sessions(list_log_files(tmp_path / "logs")))
     [verdict] = [r for r in session.rewards if r["source"] == "verifier"]
     assert verdict["value"] == reward and check in verdict["note"]
+
+
+def test_api_key_from_config_yaml_reaches_no_record(tmp_path):
+    key = "sk-config-file-secret-123"
+    (tmp_path / "README.md").write_text(f"the key is {key}\n")  # the model will read it
+    (tmp_path / "config.yaml").write_text(f"llm:\n  api_key: {key}\n  auto_manage: false\n")
+    with ScriptedServer(api_key=key) as srv:
+        srv.enqueue(stream_tool_calls([("read_file", '{"path": "README.md"}')]), stream_text("ok"))
+        env = dict(os.environ, CODER_BASE_URL=srv.base_url, CODER_LOG_DIR=str(tmp_path / "logs"))
+        env["CODER_TOOL_PROTOCOL"] = "native"
+        proc = subprocess.run(
+            [sys.executable, "-m", "coder", "-q", "read it"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert all(r.headers.get("authorization") == f"Bearer {key}" for r in srv.chat_requests())
+    assert proc.returncode == 0, proc.stderr
+    text = b"".join(p.read_bytes() for p in list_log_files(tmp_path / "logs"))
+    assert b'"type":"tool_result"' in text and key.encode() not in text
