@@ -16,8 +16,8 @@ from typing import Protocol
 import tools as toolbox
 from coder import resources
 from coder.config import Config, ConfigError
+from coder.context import Budget, shed_context
 from coder.llm import ChatResult, Client, LLMError, ToolCall
-from coder.session import Budget, shed_context
 from tools import ToolContext, ToolResult
 
 FORMAT_HINT = (

@@ -8,9 +8,9 @@ import pytest
 
 from coder.agent import Agent, run_turn
 from coder.config import Config
+from coder.context import Budget, shed_context
 from coder.llm import Client
 from coder.records import Recorder
-from coder.session import Budget, shed_context
 from tests.scripted_server import (
     Drop,
     ScriptedServer,

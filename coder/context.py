@@ -1,4 +1,4 @@
-"""Conversation state: the context budget and shedding of old tool output.
+"""The context budget: how many tokens a prompt may take, and shedding old tool output.
 
 The server's own token counts calibrate the estimate: after each call we know how
 many prompt tokens the messages we sent really took, so the overhead the chat
