@@ -6,7 +6,7 @@ import stat
 import pytest
 
 from tools import ToolContext, dispatch
-from tools.workspace import Workspace, WorkspaceError, compile_glob
+from tools.workspace import Edit, Workspace, WorkspaceError, compile_glob
 
 
 @pytest.fixture
@@ -107,6 +107,51 @@ def test_non_utf8_bytes_survive_an_edit(ws):
     )
     assert not r.is_error, r.output
     assert (ws.root / "l1.txt").read_bytes() == b"caf\xe9 = 1\nname = 'y'\n"
+
+
+def test_writes_into_git_metadata_are_refused(ws):
+    """git runs programs named in .git/config and .git/hooks, and a `.git` file can point git at
+    a fake repository: none of them may be written, or the model could run commands unasked."""
+    (ws.root / ".git" / "hooks").mkdir(parents=True)
+    (ws.root / ".git" / "config").write_text("[core]\n")
+    (ws.root / "sub").mkdir()
+    os.symlink(".git", ws.root / "meta")
+    ctx = ToolContext(workspace=ws)
+    bad = [
+        ".git/config",
+        ".git/hooks/pre-commit",
+        ".git/new/dir/file",
+        "./sub/../.git/config",
+        "meta/config",  # a symlink into .git
+        ".GIT/config",  # the same directory on a case-insensitive file system
+        "sub/.git",  # a .git file: "gitdir: <somewhere the model wrote>"
+        "sub/.git/config",
+        "sub/.git./config",  # Windows drops trailing dots
+    ]
+    for path in bad:
+        with pytest.raises(WorkspaceError, match="not allowed"):
+            ws.write_text(path, "x")
+        r = dispatch("write_file", {"path": path, "content": "x"}, ctx)
+        assert r.is_error and ".git" in r.output and "not allowed" in r.output, (path, r.output)
+    r = dispatch("append_file", {"path": ".git/config", "content": "[core]\nfsmonitor = x"}, ctx)
+    assert r.is_error and "not allowed" in r.output
+    r = dispatch(
+        "replace_in_file",
+        {"path": ".git/config", "old_text": "[core]", "new_text": "[core]\nfsmonitor = x"},
+        ctx,
+    )
+    assert r.is_error and "not allowed" in r.output
+    assert (ws.root / ".git" / "config").read_text() == "[core]\n"
+    assert sorted(p.name for p in ws.root.rglob("*")) == [".git", "config", "hooks", "meta", "sub"]
+    # undo never writes there either (the journal cannot hold such a path, but still)
+    ws.journal.append(Edit(".git/config", b"[core]\nfsmonitor = x\n", b""))
+    with pytest.raises(WorkspaceError, match="not allowed"):
+        ws.undo_last()
+    assert (ws.root / ".git" / "config").read_text() == "[core]\n"
+    # names that only start with .git are ordinary files
+    for path in [".gitignore", ".github/workflows/ci.yml", "docs/.gitkeep", "x.git/config"]:
+        ws.write_text(path, "x")
+        assert (ws.root / path).read_text() == "x"
 
 
 def test_missing_workspace():

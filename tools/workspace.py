@@ -1,8 +1,10 @@
 """The workspace: the one place user paths are resolved, and every write goes through.
 
 Paths are confined to the root: `..`, absolute paths elsewhere and symlinks that
-lead out (the link itself or a linked parent directory) are refused. Writes are
-atomic and journaled so the agent's edits can be undone.
+lead out (the link itself or a linked parent directory) are refused. Nothing is
+written into git's metadata (a `.git` directory or file): git runs programs its
+config and hooks name, so a write there would let the model run commands unasked.
+Writes are atomic and journaled so the agent's edits can be undone.
 """
 
 from __future__ import annotations
@@ -30,6 +32,12 @@ class Edit:
     path: str  # relative to the root
     before: bytes | None  # None: the file did not exist
     after: bytes
+
+
+def is_git_name(name: str) -> bool:
+    """Whether a path component names git's metadata. Case and trailing dots or spaces are
+    ignored (case-insensitive and Windows file systems), as git itself does."""
+    return name.lower().rstrip(". ") == ".git"
 
 
 class Workspace:
@@ -112,6 +120,7 @@ class Workspace:
     def write_bytes(self, path: str, data: bytes) -> None:
         """Atomic, journaled write (parent directories are created)."""
         p = self.resolve(path)
+        self._check_writable(p, path)
         if p.is_dir():
             raise WorkspaceError(f"'{path}' is a directory, not a file")
         before: bytes | None = None
@@ -127,7 +136,16 @@ class Workspace:
     def write_text(self, path: str, text: str) -> None:
         self.write_bytes(path, text.encode("utf-8", errors="surrogateescape"))
 
+    def _check_writable(self, p: Path, shown: str) -> None:
+        """Refuse `p` (resolved) if it is, or is inside, git's metadata."""
+        if any(is_git_name(part) for part in p.relative_to(self.root).parts):
+            raise WorkspaceError(
+                f"writing '{shown}' is not allowed: it is in git's metadata (.git), where config "
+                "and hooks make git run commands. Edit the project's files instead."
+            )
+
     def _atomic_write(self, p: Path, data: bytes, shown: str) -> None:
+        self._check_writable(p, shown)
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -155,6 +173,7 @@ class Workspace:
             return None
         edit = self.journal.pop()
         p = self.resolve(edit.path)
+        self._check_writable(p, edit.path)
         changed = ""
         try:
             if p.read_bytes() != edit.after:
