@@ -104,3 +104,93 @@ def test_empty_repo(tmp_path):
     ctx = ToolContext(workspace=Workspace(tmp_path))
     assert ok(ctx, "git_log") == "no commits yet"
     assert ok(ctx, "git_show") == "no commits yet"
+
+
+def script(path, code=0):
+    """A program that leaves `path`.ran behind when something runs it."""
+    path.write_text(f"#!/bin/sh\ntouch '{path}.ran'\nexit {code}\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_read_only_tools_run_no_program_from_the_repo_config(repo):
+    """Defence in depth: the model cannot write .git any more, but even commands planted there
+    earlier (fsmonitor, hooks, external diff, textconv, pager) are not run by the tools that need
+    no approval. git_commit (approved by the user) keeps the user's hooks."""
+    g = repo / ".git"
+    git(repo, "config", "core.fsmonitor", script(g / "fsmonitor", 1))
+    git(repo, "config", "core.pager", script(g / "pager"))
+    git(repo, "config", "diff.external", script(g / "extdiff"))
+    git(repo, "config", "diff.conv.textconv", script(g / "textconv"))
+    script(g / "hooks" / "post-index-change")
+    # attributes in the work tree only name a driver; a filter the config does not define is inert
+    (repo / ".gitattributes").write_text("*.txt diff=conv filter=nosuch\n")
+    (repo / "a.txt").write_text("one\ntwo\n")
+    ctx = ToolContext(workspace=Workspace(repo), approval="auto")
+    assert "M a.txt" in ok(ctx, "git_status")
+    assert "+two" in ok(ctx, "git_diff")
+    ok(ctx, "git_add", paths=["a.txt", ".gitattributes"])
+    assert "+two" in ok(ctx, "git_diff", staged=True)
+    ok(ctx, "git_log", path="a.txt")
+    ok(ctx, "git_show", rev="HEAD", path="a.txt")
+    assert sorted(p.name for p in g.rglob("*.ran")) == []
+    script(g / "hooks" / "pre-commit")
+    asked = []
+    ctx.approval, ctx.approve = "ask", lambda name, what: asked.append(what) or True
+    ok(ctx, "git_commit", message="two")
+    assert asked == ["git commit: two (runs hooks: pre-commit, post-index-change)"]
+    assert "+two" in ok(ctx, "git_show", path="a.txt")  # textconv not used
+    # the commit ran the user's hooks, and still no fsmonitor or diff driver
+    assert sorted(p.name for p in g.rglob("*.ran")) == ["post-index-change.ran", "pre-commit.ran"]
+
+
+def test_a_fake_git_dir_written_by_the_model_is_not_used(tmp_path, monkeypatch):
+    """In a workspace that is no repository, the model wrote a git dir and a `.git` file naming it
+    (or laid the workspace out as a bare repository): git_status must not run its fsmonitor."""
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    ctx = ToolContext(workspace=Workspace(tmp_path))
+    mark = tmp_path.parent / f"{tmp_path.name}.pwned"
+    config = f'[core]\n\tfsmonitor = "touch {mark}; false"\n'
+    for prefix in ["e/", ""]:  # a gitdir under e/ with .git pointing at it; the root itself
+        for path, content in [
+            ("HEAD", "ref: refs/heads/main\n"),
+            ("config", config),
+            ("objects/.keep", ""),
+            ("refs/.keep", ""),
+        ]:
+            dispatch("write_file", {"path": prefix + path, "content": content}, ctx)
+        r = dispatch("write_file", {"path": ".git", "content": "gitdir: e\n"}, ctx)
+        assert r.is_error and "not allowed" in r.output
+        r = dispatch("git_status", {}, ctx)
+        assert r.is_error and "not a git repository" in r.output, r.output
+        assert not mark.exists()
+
+
+def test_git_tools_refuse_a_config_file_the_model_can_edit(repo):
+    """Some projects share git settings with `include.path = ../.gitconfig`: then a work-tree
+    file is git config, and a filter defined there runs on git_add and git_status."""
+    git(repo, "config", "include.path", "../.gitconfig")
+    ctx = ToolContext(workspace=Workspace(repo), approval="auto")
+    mark = repo / ".git" / "filter"
+    for path, content in [
+        (".gitconfig", f'[filter "x"]\n\tclean = "touch {mark}.ran; cat"\n'),
+        (".gitattributes", "*.txt filter=x\n"),
+        ("a.txt", "changed\n"),
+    ]:
+        ok(ctx, "write_file", path=path, content=content)
+    for name, args in [("git_status", {}), ("git_add", {"paths": ["a.txt"]}), ("git_diff", {})]:
+        r = dispatch(name, args, ctx)
+        assert r.is_error and "'.gitconfig'" in r.output and "disabled" in r.output, r.output
+    assert not (repo / ".git" / "filter.ran").exists()
+
+
+def test_paths_that_look_like_options(repo):
+    (repo / "-n").write_text("dash\n")
+    (repo / "--output=x").write_text("dash\n")
+    ctx = ToolContext(workspace=Workspace(repo), approval="auto")
+    assert "A  --output=x\nA  -n" in ok(ctx, "git_add", paths=["-n", "--output=x"])
+    assert "+dash" in ok(ctx, "git_diff", staged=True, path="-n")
+    ok(ctx, "git_commit", message="-n")
+    assert ok(ctx, "git_log", path="-n").endswith("Test: -n")
+    assert "+dash" in ok(ctx, "git_show", path="--output=x")
+    assert not (repo / "x").exists()

@@ -1,11 +1,23 @@
-"""Git tools: status, diff, log, show, add, commit (commit needs approval, like the shell)."""
+"""Git tools: status, diff, log, show, add, commit (commit needs approval, like the shell).
+
+Git runs programs its configuration names: an fsmonitor, hooks, external diff and
+textconv drivers, filters, a pager. The tools that need no approval must run none
+the model could have chosen. So: the Workspace refuses writes into `.git` (and a
+`.git` file naming a fake git dir); every command here turns the fsmonitor and
+pager off, uses no bare repository it was not told to and uses no external
+diff or textconv; the read-only ones run no hooks; and no git tool
+runs when git reads config from a workspace file (`include.path = ../.gitconfig`),
+which the model could edit.
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 from tools import Tool, ToolContext, ToolError, check_approval, object_schema, register
+from tools.workspace import is_git_name
 
 _ENV = {
     "GIT_PAGER": "cat",
@@ -15,9 +27,38 @@ _ENV = {
     "GIT_EDITOR": "true",
 }
 
+# Before the subcommand, on every git command. Command-line config outranks every file.
+_GLOBAL = [
+    "--no-pager",
+    "-c",
+    "core.fsmonitor=false",  # a program (or the user's daemon: then status is just slower)
+    "-c",
+    "core.pager=cat",
+    "-c",
+    "safe.bareRepository=explicit",  # a workspace laid out as a bare repository is not one
+    "-c",
+    "color.ui=never",
+    "-c",
+    "core.quotepath=false",
+]
+# Read-only tools run no hooks (git add runs post-index-change). git_commit keeps the user's
+# hooks: the user approves each commit, and the model cannot plant hooks in .git (writes there
+# are refused); a hooks directory in the work tree (core.hooksPath) is named in the approval.
+_NO_HOOKS = ["-c", "core.hooksPath=/dev/null"]
+_DIFF = ["--no-ext-diff", "--no-textconv", "--no-show-signature"]  # diff.external, gpg, ...
+_COMMIT_HOOKS = (
+    "pre-commit",
+    "prepare-commit-msg",
+    "commit-msg",
+    "post-commit",
+    "post-index-change",
+    "reference-transaction",
+    "pre-auto-gc",
+)
 
-def run_git(ctx: ToolContext, *args: str) -> subprocess.CompletedProcess[str]:
-    cmd = ["git", "--no-pager", "-c", "color.ui=never", "-c", "core.quotepath=false", *args]
+
+def run_git(ctx: ToolContext, *args: str, hooks: bool = False) -> subprocess.CompletedProcess[str]:
+    cmd = ["git", *_GLOBAL, *([] if hooks else _NO_HOOKS), *args]
     try:
         return subprocess.run(
             cmd,
@@ -36,8 +77,8 @@ def run_git(ctx: ToolContext, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _git(ctx: ToolContext, *args: str) -> str:
-    """Output of a git command in the workspace; ToolError (with git's message) on failure."""
-    _require_repo(ctx)
+    """Output of a git command in the workspace; ToolError (with git's message) on failure.
+    Call _repo first."""
     r = run_git(ctx, *args)
     if r.returncode != 0:
         msg = r.stderr.strip() or r.stdout.strip() or f"exit code {r.returncode}"
@@ -45,13 +86,35 @@ def _git(ctx: ToolContext, *args: str) -> str:
     return r.stdout.rstrip()
 
 
-def _require_repo(ctx: ToolContext) -> None:
-    r = run_git(ctx, "rev-parse", "--is-inside-work-tree")
-    if r.returncode != 0 or r.stdout.strip() != "true":
+def _repo(ctx: ToolContext) -> list[str]:
+    """Check the workspace is a usable work tree; the pathspec for the whole workspace."""
+    r = run_git(ctx, "rev-parse", "--is-inside-work-tree", "--show-toplevel")
+    lines = r.stdout.splitlines()
+    if r.returncode != 0 or not lines or lines[0] != "true":
         raise ToolError(
             f"not a git repository: the workspace ({ctx.workspace.root}) is not inside a git "
             "work tree, so git tools cannot be used here."
         )
+    top = Path(lines[1]).resolve() if len(lines) > 1 else ctx.workspace.root
+    _check_config(ctx, top)
+    return []
+
+
+def _check_config(ctx: ToolContext, top: Path) -> None:
+    """Refuse to run git if one of its config files is a workspace file the model can edit."""
+    r = run_git(ctx, "config", "--list", "--show-origin", "--name-only", "-z")
+    fields = r.stdout.split("\0")
+    origins = {o.removeprefix("file:") for o in fields[0::2] if o.startswith("file:")}
+    ws = ctx.workspace
+    for origin in sorted(origins):
+        p = Path(origin)
+        p = (p if p.is_absolute() else top / p).resolve()  # relative: to the top of the tree
+        if p.is_relative_to(ws.root) and not any(map(is_git_name, p.relative_to(ws.root).parts)):
+            raise ToolError(
+                f"git tools are disabled in this workspace: git reads its configuration from "
+                f"'{ws.relative(p)}', a workspace file the file tools can change, and git config "
+                "can make git run commands. Tell the user; they can run git themselves."
+            )
 
 
 def _paths(ctx: ToolContext, paths: list[str]) -> list[str]:
@@ -59,7 +122,7 @@ def _paths(ctx: ToolContext, paths: list[str]) -> list[str]:
     return [ws.relative(ws.resolve(p)) for p in paths]
 
 
-def _rev(rev: str) -> str:
+def _commit(ctx: ToolContext, rev: str) -> str:
     rev = rev.strip()
     if not rev or rev.startswith("-"):
         raise ToolError(f"invalid revision {rev!r}: give a commit like HEAD, HEAD~1 or a hash")
@@ -71,18 +134,19 @@ def _has_commits(ctx: ToolContext) -> bool:
 
 
 def git_status(ctx: ToolContext) -> str:
-    out = _git(ctx, "status", "--short", "--branch")
+    scope = _repo(ctx)
+    out = _git(ctx, "status", "--short", "--branch", "--", *scope)
     if "\n" not in out:
         out += "\n(clean: nothing to commit)"
     return out
 
 
 def git_diff(ctx: ToolContext, staged: bool = False, path: str | None = None) -> str:
-    args = ["diff", "--relative"]
+    scope = _repo(ctx)
+    args = ["diff", *_DIFF, "--relative"]
     if staged:
         args.append("--cached")
-    if path:
-        args += ["--", *_paths(ctx, [path])]
+    args += ["--", *(_paths(ctx, [path]) if path else scope)]
     out = _git(ctx, *args)
     if not out:
         kind = "staged" if staged else "unstaged"
@@ -91,42 +155,58 @@ def git_diff(ctx: ToolContext, staged: bool = False, path: str | None = None) ->
 
 
 def git_log(ctx: ToolContext, max_count: int = 10, path: str | None = None) -> str:
-    _require_repo(ctx)
+    scope = _repo(ctx)
     if not _has_commits(ctx):
         return "no commits yet"
-    args = ["log", f"-n{max_count}", "--date=short", "--format=%h %ad %an: %s"]
-    if path:
-        args += ["--", *_paths(ctx, [path])]
-    return _git(ctx, *args) or "no commits touch that path"
+    args = ["log", *_DIFF, f"-n{max_count}", "--date=short", "--format=%h %ad %an: %s"]
+    args += ["--", *(_paths(ctx, [path]) if path else scope)]
+    out = _git(ctx, *args)
+    if not out:
+        return "no commits touch " + ("that path" if path else "the workspace directory")
+    return out
 
 
 def git_show(ctx: ToolContext, rev: str = "HEAD", path: str | None = None) -> str:
-    _require_repo(ctx)
+    scope = _repo(ctx)
     if not _has_commits(ctx):
         return "no commits yet"
-    args = ["show", "--relative", "--stat", "--patch", _rev(rev)]
-    if path:
-        args += ["--", *_paths(ctx, [path])]
-    return _git(ctx, *args)
+    args = ["show", *_DIFF, "--relative", "--stat", "--patch", _commit(ctx, rev)]
+    args += ["--", *(_paths(ctx, [path]) if path else scope)]
+    out = _git(ctx, *args)
+    if not out:  # limited by a pathspec, a commit that does not touch it shows nothing
+        return f"{rev} changes nothing in " + ("that path" if path else "the workspace directory")
+    return out
 
 
 def git_add(ctx: ToolContext, paths: list[str]) -> str:
     if not paths:
         raise ToolError('paths is empty: give the files to stage ("." for all)')
+    _repo(ctx)
     _git(ctx, "add", "--", *_paths(ctx, paths))
     return "staged. Now:\n" + git_status(ctx)
+
+
+def _hooks(ctx: ToolContext) -> list[str]:
+    """The commit hooks the user's repository would run (names, for the approval prompt)."""
+    r = run_git(ctx, "rev-parse", "--git-path", "hooks", hooks=True)
+    if r.returncode != 0:
+        return []
+    d = ctx.workspace.root / r.stdout.strip()
+    return [h for h in _COMMIT_HOOKS if os.access(d / h, os.X_OK) and (d / h).is_file()]
 
 
 def git_commit(ctx: ToolContext, message: str, all: bool = False) -> str:
     if not message.strip():
         raise ToolError("message is empty: describe the change")
-    _require_repo(ctx)
+    _repo(ctx)
     first = message.strip().splitlines()[0]
-    check_approval(ctx, "git_commit", f"git commit{' -a' if all else ''}: {first}")
+    hooks = _hooks(ctx)
+    ran = f" (runs hooks: {', '.join(hooks)})" if hooks else ""
+    check_approval(ctx, "git_commit", f"git commit{' -a' if all else ''}: {first}{ran}")
     args = ["commit", "-m", message]
     if all:
         args.insert(1, "-a")
-    r = run_git(ctx, *args)
+    r = run_git(ctx, *args, hooks=True)
     if r.returncode != 0:
         msg = (r.stdout.strip() + "\n" + r.stderr.strip()).strip()
         if "nothing to commit" in msg or "no changes added" in msg:
