@@ -184,6 +184,60 @@ def test_git_tools_refuse_a_config_file_the_model_can_edit(repo):
     assert not (repo / ".git" / "filter.ran").exists()
 
 
+@pytest.fixture
+def nested(tmp_path, repo):
+    """The workspace ws/ is a subdirectory of a larger repository with a secret at its top."""
+    (repo / "secret.txt").write_text("TOP SECRET v1\n")
+    (repo / "ws").mkdir()
+    (repo / "ws" / "pub.txt").write_text("public\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "ws and secret")
+    (repo / "secret.txt").write_text("TOP SECRET v2\n")
+    git(repo, "commit", "-q", "-am", "parent only")
+    return repo
+
+
+def test_a_workspace_inside_a_larger_repo_sees_only_itself(nested):
+    ctx = ToolContext(workspace=Workspace(nested / "ws"), approval="auto")
+    assert dispatch("read_file", {"path": "../secret.txt"}, ctx).is_error  # as the file tools
+    blob = subprocess.run(
+        ["git", "rev-parse", "HEAD:secret.txt"], cwd=nested, capture_output=True, text=True
+    ).stdout.strip()
+    for rev in [
+        "HEAD:secret.txt",
+        "HEAD:../secret.txt",
+        "HEAD~1:./../secret.txt",
+        ":secret.txt",
+        ":/parent",
+        "HEAD^{tree}",
+        blob,
+    ]:
+        r = dispatch("git_show", {"rev": rev}, ctx)
+        assert r.is_error and "SECRET" not in r.output, rev
+    (nested / "secret.txt").write_text("TOP SECRET v3\n")
+    assert ok(ctx, "git_status") == "## main\n(clean: nothing to commit)"
+    log = ok(ctx, "git_log")
+    assert "ws and secret" in log and "parent only" not in log and "first commit" not in log
+    show = ok(ctx, "git_show")  # HEAD changes only the parent
+    assert "SECRET" not in show and "secret" not in show
+    assert "+public" in ok(ctx, "git_show", rev="HEAD~1")
+    assert "SECRET" not in ok(ctx, "git_show", rev="HEAD~1")
+    # pathspec magic would reach the top of the repository: paths are taken literally
+    for p in [":(top)", ":/", ":(top)secret.txt", ":/secret.txt"]:
+        for name, args in [
+            ("git_log", {"path": p}),
+            ("git_diff", {"path": p}),
+            ("git_show", {"path": p}),
+            ("git_add", {"paths": [p]}),
+        ]:
+            out = dispatch(name, args, ctx).output
+            assert "SECRET" not in out and "parent only" not in out, (name, p, out)
+    staged = subprocess.run(
+        ["git", "diff", "--cached", "--name-only"], cwd=nested, capture_output=True, text=True
+    ).stdout
+    assert staged == ""
+
+
 def test_paths_that_look_like_options(repo):
     (repo / "-n").write_text("dash\n")
     (repo / "--output=x").write_text("dash\n")

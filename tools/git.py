@@ -4,10 +4,11 @@ Git runs programs its configuration names: an fsmonitor, hooks, external diff an
 textconv drivers, filters, a pager. The tools that need no approval must run none
 the model could have chosen. So: the Workspace refuses writes into `.git` (and a
 `.git` file naming a fake git dir); every command here turns the fsmonitor and
-pager off, uses no bare repository it was not told to and uses no external
-diff or textconv; the read-only ones run no hooks; and no git tool
+pager off, uses no bare repository it was not told to, takes paths literally and
+uses no external diff or textconv; the read-only ones run no hooks; and no git tool
 runs when git reads config from a workspace file (`include.path = ../.gitconfig`),
-which the model could edit.
+which the model could edit. A workspace inside a larger repository sees only
+itself: paths and revisions cannot reach the rest of the repository.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ _ENV = {
 # Before the subcommand, on every git command. Command-line config outranks every file.
 _GLOBAL = [
     "--no-pager",
+    "--literal-pathspecs",  # ":(top)x" and ":/x" would reach outside a workspace subdirectory
     "-c",
     "core.fsmonitor=false",  # a program (or the user's daemon: then status is just slower)
     "-c",
@@ -87,7 +89,8 @@ def _git(ctx: ToolContext, *args: str) -> str:
 
 
 def _repo(ctx: ToolContext) -> list[str]:
-    """Check the workspace is a usable work tree; the pathspec for the whole workspace."""
+    """Check the workspace is a usable work tree; the pathspec that limits a command to the
+    workspace: [] at the top of the repository, ["."] in a subdirectory of a larger one."""
     r = run_git(ctx, "rev-parse", "--is-inside-work-tree", "--show-toplevel")
     lines = r.stdout.splitlines()
     if r.returncode != 0 or not lines or lines[0] != "true":
@@ -97,7 +100,7 @@ def _repo(ctx: ToolContext) -> list[str]:
         )
     top = Path(lines[1]).resolve() if len(lines) > 1 else ctx.workspace.root
     _check_config(ctx, top)
-    return []
+    return [] if top == ctx.workspace.root else ["."]
 
 
 def _check_config(ctx: ToolContext, top: Path) -> None:
@@ -123,10 +126,20 @@ def _paths(ctx: ToolContext, paths: list[str]) -> list[str]:
 
 
 def _commit(ctx: ToolContext, rev: str) -> str:
+    """The full hash of the commit `rev` names. Only commits: "HEAD:file" (a file of the commit),
+    a tree or a blob would show files the workspace does not contain."""
     rev = rev.strip()
     if not rev or rev.startswith("-"):
         raise ToolError(f"invalid revision {rev!r}: give a commit like HEAD, HEAD~1 or a hash")
-    return rev
+    if ":" in rev:
+        raise ToolError(
+            f"invalid revision {rev!r}: give only the commit in rev (like HEAD or a hash) and "
+            "the file in path"
+        )
+    r = run_git(ctx, "rev-parse", "--verify", "-q", rev + "^{commit}")
+    if r.returncode != 0 or len(r.stdout.split()) != 1:
+        raise ToolError(f"{rev!r} is not a commit here: give a commit like HEAD, HEAD~1 or a hash")
+    return r.stdout.strip()
 
 
 def _has_commits(ctx: ToolContext) -> bool:
