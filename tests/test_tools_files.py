@@ -1,9 +1,16 @@
 """File tools on real files."""
 
+import os
+import signal
+import socket
+import stat
+import tracemalloc
+
 import pytest
 
 from tools import ToolContext, dispatch
-from tools.workspace import Workspace
+from tools.files import LineReader, split_lines
+from tools.workspace import Workspace, WorkspaceError
 
 
 @pytest.fixture
@@ -217,3 +224,161 @@ def test_replace_in_a_crlf_file_keeps_crlf(ctx, tmp_path):
     f.write_bytes(b"a = 1\r\nb = 2\r\nc = 3\r\n")
     ok(ctx, "replace_in_file", path="w.txt", old_text="a = 1\nb = 2", new_text="a = 10\nb = 20")
     assert f.read_bytes() == b"a = 10\r\nb = 20\r\nc = 3\r\n"
+
+
+class Hung(BaseException):  # not an Exception: dispatch must not turn it into an error result
+    pass
+
+
+@pytest.fixture
+def no_hang():
+    """Fail (instead of hanging the suite) if a tool blocks, e.g. on opening a FIFO."""
+
+    def on_alarm(*_):
+        raise Hung("the tool blocked")
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(10)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+def test_fifos_and_sockets_are_refused_and_not_listed(ctx, tmp_path, no_hang):
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "d").mkdir()
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(tmp_path / "d" / "sock"))
+    (tmp_path / "a.txt").write_text("x\n")
+    for path, kind in [("pipe", "a FIFO (named pipe)"), ("d/sock", "a socket")]:
+        for name, args in [
+            ("read_file", {"path": path}),
+            ("read_files", {"paths": [path]}),
+            ("replace_in_file", {"path": path, "old_text": "a", "new_text": "b"}),
+            ("append_file", {"path": path, "content": "x"}),
+            ("write_file", {"path": path, "content": "x"}),
+        ]:
+            out = call(ctx, name, **args).output
+            assert f"'{path}' is {kind}, not a regular file" in out, (name, out)
+        assert ok(ctx, "exists", path=path) == f"yes: {path} is {kind}, not a regular file"
+    assert stat.S_ISFIFO(os.stat(tmp_path / "pipe").st_mode)  # not replaced by a write
+    assert ok(ctx, "list_dir") == "d/\na.txt"
+    assert ok(ctx, "list_dir", path="d") == "no entries in d"
+    assert ok(ctx, "list_dir", recursive=True) == "a.txt"
+    assert ok(ctx, "find_files", pattern="*") == "a.txt"
+    assert ok(ctx, "tree") == "./\n  d/\n  a.txt"
+    sock.close()
+
+
+@pytest.fixture
+def big_files(tmp_path):
+    with open(tmp_path / "model.gguf", "wb") as f:
+        f.write(b"GGUF\x03\x00\x00\x00")
+        f.truncate(300 << 20)  # sparse: no disk space used, but reading it whole takes 300 MiB
+    with open(tmp_path / "log.txt", "w") as f:
+        for i in range(0, 200_000, 1000):
+            f.write("".join(f"log line {j:06d} {'.' * 80}\n" for j in range(i, i + 1000)))
+    (tmp_path / "one.txt").write_text("a" * (5 << 20))  # one 5 MiB line
+    return tmp_path
+
+
+def peak_memory(fn):
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_huge_files_are_not_read_whole(ctx, big_files):
+    ctx.max_output_bytes = 2048
+    out = {}
+
+    def run():
+        out["gguf"] = ok(ctx, "read_file", path="model.gguf")
+        out["log"] = ok(ctx, "read_file", path="log.txt")
+        out["tail"] = ok(ctx, "read_file", path="log.txt", start_line=199_999, line_numbers=True)
+        out["one"] = ok(ctx, "read_file", path="one.txt")
+        out["two"] = ok(ctx, "read_files", paths=["model.gguf", "log.txt"])
+        out["write"] = ok(ctx, "write_file", path="model.gguf", content="small\n")
+
+    assert peak_memory(run) < 8 << 20
+    assert out["gguf"] == "[model.gguf is a binary file (binary data, 314572800 bytes); not shown]"
+    assert out["log"].startswith("log line 000000 ...")
+    assert (
+        "[truncated: showed lines 1-18 of 200000 (size limit); read more with start_line=19]"
+        in (out["log"])
+    )
+    assert out["tail"] == (
+        f"199999| log line 199998 {'.' * 80}\n200000| log line 199999 {'.' * 80}\n"
+        "[lines 199999-200000 of 200000]"
+    )
+    assert out["one"].startswith("aaaa") and len(out["one"]) < 2048
+    assert "bytes more on this line" in out["one"]
+    assert "==> model.gguf <==\n[model.gguf is a binary file" in out["two"]
+    assert out["write"] == "overwrote model.gguf (1 line, 6 bytes)"
+    assert (big_files / "model.gguf").read_text() == "small\n"
+    with pytest.raises(WorkspaceError, match="too large to keep"):
+        ctx.workspace.undo_last()
+
+
+def test_whole_file_edits_refuse_huge_files(ctx, big_files):
+    results = []
+
+    def run():
+        for name, args in [
+            ("replace_in_file", {"path": "log.txt", "old_text": "log", "new_text": "x"}),
+            ("append_file", {"path": "log.txt", "content": "x"}),
+            ("replace_in_file", {"path": "model.gguf", "old_text": "GGUF", "new_text": "x"}),
+        ]:
+            results.append(call(ctx, name, **args))
+
+    assert peak_memory(run) < 8 << 20
+    for r, why in zip(results, ["too large", "too large", "binary file"], strict=True):
+        assert r.is_error and why in r.output, r.output
+    assert os.path.getsize(big_files / "log.txt") == 200_000 * 97
+
+
+@pytest.mark.parametrize(
+    "data", [b"", b"\n", b"a", b"a\n", b"\n\n", b"ab\ncd", b"abc\n\ndef\n", b"x" * 10 + b"\nyy"]
+)
+def test_line_reader_agrees_with_split_lines_across_chunks(tmp_path, data):
+    (tmp_path / "f").write_bytes(data)
+    want = [line.encode() for line in split_lines(data.decode())]
+    for skip in range(len(want) + 2):
+        with open(tmp_path / "f", "rb") as f:
+            r = LineReader(f, chunk=3)
+            assert r.skip(skip) == min(skip, len(want))
+            got = []
+            while (line := r.line(4)) is not None:
+                got.append(line)
+            assert got == [(w[:4], len(w)) for w in want[skip:]]
+        with open(tmp_path / "f", "rb") as f:
+            r = LineReader(f, chunk=3)
+            r.skip(skip)
+            assert r.count(100) == max(0, len(want) - skip)
+    with open(tmp_path / "f", "rb") as f:
+        assert LineReader(f, chunk=3).count(len(data)) == len(want)
+    with open(tmp_path / "f", "rb") as f:  # counting gives up past its limit
+        assert LineReader(f, chunk=3).count(2) == (None if len(data) > 2 else len(want))
+
+
+def test_read_file_line_ranges_stream(ctx, tmp_path):
+    (tmp_path / "n.txt").write_bytes(b"a\r\nb\n\nc")  # CRLF, an empty line, no final newline
+    assert ok(ctx, "read_file", path="n.txt") == "a\r\nb\n\nc"
+    assert ok(ctx, "read_file", path="n.txt", start_line=4) == "c\n[lines 4-4 of 4]"
+    assert ok(ctx, "read_file", path="n.txt", start_line=2, end_line=3) == "b\n\n[lines 2-3 of 4]"
+    r = call(ctx, "read_file", path="n.txt", start_line=5)
+    assert r.is_error and "past the end of n.txt (4 lines)" in r.output
+    r = call(ctx, "read_file", path="n.txt", start_line=3, end_line=2)
+    assert r.is_error and "end_line 2 is before start_line 3" in r.output
+    assert ok(ctx, "read_file", path="n.txt", end_line=99) == "a\r\nb\n\nc"
+    (tmp_path / "nl.txt").write_text("\n\n")
+    assert ok(ctx, "read_file", path="nl.txt", start_line=2) == "\n[lines 2-2 of 2]"
+
+
+def test_paths_that_look_like_options(ctx, tmp_path):
+    ok(ctx, "write_file", path="-n", content="dash\n")
+    assert ok(ctx, "read_file", path="-n") == "dash"
+    assert ok(ctx, "find_files", pattern="-*") == "-n"

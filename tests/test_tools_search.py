@@ -1,6 +1,8 @@
 """grep: rg and the pure-Python fallback give the same answer."""
 
 import os
+import signal
+import tracemalloc
 
 import pytest
 
@@ -126,3 +128,54 @@ def test_grep_errors(ws):
 
 def test_rg_is_found_in_the_venv():
     assert RG is not None and os.path.basename(RG) == "rg"
+
+
+class Hung(BaseException):  # not an Exception: dispatch must not turn it into an error result
+    pass
+
+
+@pytest.fixture
+def no_hang():
+    def on_alarm(*_):
+        raise Hung("grep blocked")
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(10)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+@pytest.mark.parametrize("backend", ["rg", "python"])
+def test_fifo_is_skipped_or_refused(ws, monkeypatch, backend, no_hang):
+    if backend == "rg" and RG is None:
+        pytest.skip("rg binary not installed")
+    os.mkfifo(ws.root / "src" / "pipe")
+    out = run(ws, monkeypatch, backend, pattern="hello", path="src")
+    assert out.splitlines()[-1] == "[2 matches in 2 files]"
+    r = dispatch("grep", {"pattern": "x", "path": "src/pipe"}, ToolContext(workspace=ws))
+    assert r.is_error and "'src/pipe' is a FIFO (named pipe), not a regular file" in r.output
+
+
+def test_python_grep_streams_huge_files(ws, monkeypatch):
+    with open(ws.root / "model.gguf", "wb") as f:
+        f.write(b"GGUF hello\x00")
+        f.truncate(300 << 20)  # sparse
+    with open(ws.root / "big.log", "w") as f:
+        for i in range(0, 150_000, 1000):
+            f.write("".join(f"line {j} {'.' * 90}\n" for j in range(i, i + 1000)))
+        f.write("the last line says hello\n")
+    out = {}
+    tracemalloc.start()
+    try:
+        out["all"] = run(ws, monkeypatch, "python", pattern="hello", glob="*.{log,gguf}")
+        out["ctx"] = run(ws, monkeypatch, "python", pattern="says", path="big.log", context=1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20
+    assert out["all"] == "big.log:150001:the last line says hello\n[1 match in 1 file]"
+    assert out["ctx"] == (
+        f"big.log-150000-line 149999 {'.' * 90}\nbig.log:150001:the last line says hello\n"
+        "[1 match in 1 file]"
+    )

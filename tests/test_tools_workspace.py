@@ -1,12 +1,13 @@
 """Workspace: path confinement, atomic journaled writes, undo."""
 
+import hashlib
 import os
 import stat
 
 import pytest
 
 from tools import ToolContext, dispatch
-from tools.workspace import Edit, Workspace, WorkspaceError, compile_glob
+from tools.workspace import MAX_JOURNAL_FILE, Edit, Workspace, WorkspaceError, compile_glob
 
 
 @pytest.fixture
@@ -71,8 +72,8 @@ def test_atomic_write_keeps_mode_and_journals(ws):
     ws.write_text("new/dir/file.txt", "hello")
     assert (ws.root / "new/dir/file.txt").read_text() == "hello"
     assert [(e.path, e.before, e.after) for e in ws.journal] == [
-        ("run.sh", b"echo 1\n", b"echo 2\n"),
-        ("new/dir/file.txt", None, b"hello"),
+        ("run.sh", b"echo 1\n", hashlib.sha256(b"echo 2\n").digest()),
+        ("new/dir/file.txt", None, hashlib.sha256(b"hello").digest()),
     ]
     assert not [p for p in ws.root.rglob("*.tmp")]  # no temp files left behind
 
@@ -152,6 +153,20 @@ def test_writes_into_git_metadata_are_refused(ws):
     for path in [".gitignore", ".github/workflows/ci.yml", "docs/.gitkeep", "x.git/config"]:
         ws.write_text(path, "x")
         assert (ws.root / path).read_text() == "x"
+
+
+def test_too_large_old_files_are_not_kept_for_undo(ws):
+    big = ws.root / "big.bin"
+    with open(big, "wb") as f:
+        f.truncate(MAX_JOURNAL_FILE + 1)  # sparse
+    ws.write_text("small.txt", "v1")
+    ws.write_text("big.bin", "now small")
+    assert big.read_text() == "now small"
+    assert ws.journal[-1].before is None and not ws.journal[-1].kept
+    with pytest.raises(WorkspaceError, match="too large to keep"):
+        ws.undo_last()
+    assert big.read_text() == "now small"
+    assert "removed small.txt" in ws.undo_last()  # the entry was dropped: undo goes on before it
 
 
 def test_missing_workspace():

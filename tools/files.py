@@ -5,12 +5,16 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import stat
 from pathlib import Path
+from typing import BinaryIO
 
 from tools import Tool, ToolContext, ToolError, object_schema, register
-from tools.workspace import SKIP_DIRS, Workspace, compile_glob
+from tools.workspace import SKIP_DIRS, Workspace, compile_glob, file_kind
 
 MAX_LIST = 500  # entries shown by list_dir / find_files / tree
+HEAD = 8192  # bytes looked at to tell a binary file
+COUNT_LIMIT = 64 << 20  # bytes scanned past what read_file shows, to count the file's lines
 
 _MAGIC = [
     (b"\x89PNG", "PNG image"),
@@ -64,41 +68,122 @@ def _number(lines: list[str], first: int) -> list[str]:
     return [f"{n:>{width}}| {line}" for n, line in enumerate(lines, first)]
 
 
+class LineReader:
+    """The lines of a binary file, split on b'\\n' like split_lines, read in chunks: memory
+    stays small however large the file or long its lines."""
+
+    def __init__(self, f: BinaryIO, chunk: int = 1 << 20) -> None:
+        self.f = f
+        self.chunk = chunk
+        self.buf = b""
+        self.pos = 0
+        self.last = b""  # the last byte read: does the file end with a newline?
+
+    def _more(self) -> bool:
+        """Make unread bytes available; False at the end of the file."""
+        if self.pos < len(self.buf):
+            return True
+        self.buf, self.pos = self.f.read(self.chunk), 0
+        if self.buf:
+            self.last = self.buf[-1:]
+        return bool(self.buf)
+
+    def skip(self, n: int) -> int:
+        """Skip up to `n` lines; how many there were."""
+        done = 0
+        while done < n and self._more():
+            k = self.buf.count(b"\n", self.pos)
+            if done + k < n:
+                done += k
+                self.pos = len(self.buf)
+                continue
+            while done < n:
+                self.pos = self.buf.index(b"\n", self.pos) + 1
+                done += 1
+        if done < n and self.last not in (b"", b"\n"):
+            done += 1  # the unterminated last line, consumed whole by the loop
+        return done
+
+    def line(self, keep: int) -> tuple[bytes, int] | None:
+        """The next line's first `keep` bytes and its full length; None at the end."""
+        parts: list[bytes] = []
+        kept = total = 0
+        while self._more():
+            nl = self.buf.find(b"\n", self.pos)
+            end = len(self.buf) if nl < 0 else nl
+            if kept < keep:
+                piece = self.buf[self.pos : min(end, self.pos + keep - kept)]
+                parts.append(piece)
+                kept += len(piece)
+            total += end - self.pos
+            self.pos = end + (nl >= 0)
+            if nl >= 0:
+                return b"".join(parts), total
+        return (b"".join(parts), total) if total else None
+
+    def count(self, limit: int) -> int | None:
+        """How many lines are left; None if that would mean scanning over `limit` bytes."""
+        n = scanned = 0
+        started = False
+        while self._more():
+            started = True
+            n += self.buf.count(b"\n", self.pos)
+            scanned += len(self.buf) - self.pos
+            self.pos = len(self.buf)
+            if scanned > limit:
+                return None
+        return n + (started and self.last != b"\n")
+
+
 def _read(
     ws: Workspace, path: str, start: int | None, end: int | None, numbers: bool, budget: int
 ) -> str:
-    data = ws.read_bytes(path)
     rel = ws.relative(ws.resolve(path))
-    kind = binary_kind(data)
-    if kind:
-        return f"[{rel} is a binary file ({kind}, {len(data)} bytes); not shown]"
-    lines = split_lines(data.decode("utf-8", errors="replace"))
-    total = len(lines)
-    if total == 0:
-        return f"[{rel} is empty]"
-    first = start or 1
-    last = min(end or total, total)
-    if first > total:
-        raise ToolError(f"start_line {first} is past the end of {rel} ({total} lines)")
-    if last < first:
-        raise ToolError(f"end_line {last} is before start_line {first}")
-    chosen = lines[first - 1 : last]
-    shown: list[str] = []
-    size = 0
-    for line in chosen:
-        size += len(line.encode("utf-8", errors="replace")) + 1
-        if size > budget and shown:
-            break
-        shown.append(line)
-    out = "\n".join(_number(shown, first) if numbers else shown)
+    with ws.open(path) as f:
+        size = os.fstat(f.fileno()).st_size
+        kind = binary_kind(f.read(HEAD))
+        if kind:
+            return f"[{rel} is a binary file ({kind}, {size} bytes); not shown]"
+        f.seek(0)
+        reader = LineReader(f)
+        first = start or 1
+        skipped = reader.skip(first - 1)
+        line = reader.line(budget) if skipped == first - 1 else None
+        if line is None:
+            if skipped == 0:
+                return f"[{rel} is empty]"
+            raise ToolError(f"start_line {first} is past the end of {rel} ({skipped} lines)")
+        if end is not None and end < first:
+            raise ToolError(f"end_line {end} is before start_line {first}")
+        shown: list[str] = []
+        used = 0
+        cut = False  # stopped by the size limit before `end`
+        while line is not None:
+            text = line[0].decode("utf-8", errors="replace")
+            used += len(text.encode("utf-8", errors="replace")) + 1
+            if used > budget and shown:
+                cut = True
+                break
+            if line[1] > len(line[0]):
+                text += f" [... {line[1] - len(line[0])} bytes more on this line]"
+            shown.append(text)
+            if end is not None and first + len(shown) > end:
+                break
+            line = reader.line(budget)
+        rest = reader.count(COUNT_LIMIT) if line is not None else 0  # after what was read
     shown_last = first + len(shown) - 1
-    if len(shown) < len(chosen):
+    if rest is None:
+        total = f"more than {shown_last + cut} ({size} bytes)"
+    else:
+        total = str(shown_last + cut + rest)
+    out = "\n".join(_number(shown, first) if numbers else shown)
+    if cut:
         out += (
             f"\n[truncated: showed lines {first}-{shown_last} of {total} (size limit); "
             f"read more with start_line={shown_last + 1}]"
         )
-    elif first > 1 or last < total:
-        out += f"\n[lines {first}-{last} of {total}]"
+    elif first > 1 or rest != 0:  # rest None: more than was counted
+        out += f"\n[lines {first}-{shown_last} of {total}]"
     return out
 
 
@@ -141,13 +226,11 @@ def write_file(ctx: ToolContext, path: str, content: str) -> str:
     p = ws.resolve(path)
     rel = ws.relative(p)
     existed = p.exists()
-    if (
-        existed
-        and not p.is_dir()
-        and ws.read_bytes(path) == content.encode("utf-8", "surrogateescape")
-    ):
+    data = content.encode("utf-8", "surrogateescape")
+    # compare only a file of the same size: an old file is never read whole for this
+    if p.is_file() and p.stat().st_size == len(data) and ws.read_bytes(path) == data:
         return f"{rel} unchanged (same content)"
-    ws.write_text(path, content)
+    ws.write_bytes(path, data)
     return f"{'overwrote' if existed else 'created'} {rel} ({_summary(content)})"
 
 
@@ -220,10 +303,10 @@ def replace_in_file(
 ) -> str:
     ws = ctx.workspace
     rel = ws.relative(ws.file(path))
-    data = ws.read_bytes(path)
-    if binary_kind(data):
-        raise ToolError(f"{rel} is a binary file; replace_in_file edits text files only")
-    text = data.decode("utf-8", errors="surrogateescape")
+    with ws.open(path) as f:
+        if binary_kind(f.read(HEAD)):
+            raise ToolError(f"{rel} is a binary file; replace_in_file edits text files only")
+    text = ws.read_text(path)
     if old_text == "":
         raise ToolError("old_text is empty: give the exact text to replace")
     if old_text == new_text:
@@ -318,7 +401,7 @@ def list_dir(
     else:
         with os.scandir(d) as it:
             for entry in it:
-                if entry.name in SKIP_DIRS:
+                if entry.name in SKIP_DIRS or _special(entry):
                     continue
                 rel = ws.relative(Path(entry.path))
                 if entry.is_dir():
@@ -346,7 +429,7 @@ def tree(ctx: ToolContext, path: str = ".", depth: int = 2) -> str:
             entries = sorted(os.scandir(d), key=lambda e: (not e.is_dir(), e.name))
         except OSError:
             return
-        entries = [e for e in entries if e.name not in SKIP_DIRS]
+        entries = [e for e in entries if e.name not in SKIP_DIRS and not _special(e)]
         for e in entries[:per_dir]:
             if len(out) > MAX_LIST:
                 return
@@ -363,15 +446,27 @@ def tree(ctx: ToolContext, path: str = ".", depth: int = 2) -> str:
     return "\n".join(out)
 
 
+def _special(entry: os.DirEntry) -> bool:
+    """A FIFO, socket or device: not listed (reading one would block or make no sense)."""
+    try:
+        return not (entry.is_dir() or entry.is_file() or entry.is_symlink())
+    except OSError:
+        return True
+
+
 def exists(ctx: ToolContext, path: str) -> str:
     ws = ctx.workspace
     p = ws.resolve(path)
     rel = ws.relative(p)
-    if p.is_dir():
+    try:
+        st = p.stat()
+    except OSError:
+        return f"no: {rel} does not exist"
+    if stat.S_ISDIR(st.st_mode):
         return f"yes: {rel} is a directory"
-    if p.exists():
-        return f"yes: {rel} is a file ({p.stat().st_size} bytes)"
-    return f"no: {rel} does not exist"
+    if stat.S_ISREG(st.st_mode):
+        return f"yes: {rel} is a file ({st.st_size} bytes)"
+    return f"yes: {rel} is {file_kind(st.st_mode)}, not a regular file"
 
 
 def find_files(ctx: ToolContext, pattern: str, path: str = ".") -> str:

@@ -9,23 +9,34 @@ groups. So the model sees the same answer whichever backend ran.
 
 from __future__ import annotations
 
+import collections
 import functools
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from tools import Tool, ToolContext, ToolError, register
-from tools.files import binary_kind, split_lines
-from tools.workspace import SKIP_DIRS, Workspace, compile_glob
+from tools.files import HEAD, LineReader, binary_kind, split_lines
+from tools.workspace import (
+    SKIP_DIRS,
+    Workspace,
+    WorkspaceError,
+    compile_glob,
+    file_kind,
+    open_regular,
+)
 
 MAX_LINE = 300  # characters of a matched line shown; minified files have huge lines
+WHOLE = 4 << 20  # the Python search reads files up to this size whole, larger ones line by line
+LONG_LINE = 1 << 20  # the Python search looks at this much of a line (rg at all of it)
 
 Entry = tuple[int, bool, str]  # (line number, is a match, text)
 
@@ -201,15 +212,9 @@ def search_python(
         if cancel():
             raise ToolError("grep cancelled")
         try:
-            data = (ws.root / rel).read_bytes()
-        except OSError:
+            entries = _grep_file(ws.root / rel, rx, q)
+        except (OSError, WorkspaceError):  # gone, unreadable, or a FIFO put in its place
             continue
-        if b"\x00" in data:
-            continue
-        text = data.decode("utf-8", errors="replace")
-        if not rx.search(text):  # whole-file check first: most files do not match
-            continue
-        entries = _grep_lines(split_lines(text), rx, q.context, q.max_results + 1)
         if entries:
             blocks.append(Block(rel, parsed=entries))
             found += sum(1 for e in entries if e[1])
@@ -218,21 +223,50 @@ def search_python(
     return blocks, note
 
 
-def _grep_lines(lines: list[str], rx: re.Pattern[str], context: int, max_count: int) -> list[Entry]:
-    hits = []
-    for i, line in enumerate(lines):
-        if rx.search(line):
-            hits.append(i)
-            if len(hits) >= max_count:
-                break
-    if not context:
-        return [(i + 1, True, lines[i]) for i in hits]
-    hit_set = set(hits)
-    shown: dict[int, bool] = {}
-    for i in hits:
-        for j in range(max(0, i - context), min(len(lines), i + context + 1)):
-            shown[j] = shown.get(j, False) or j in hit_set
-    return [(j + 1, shown[j], lines[j]) for j in sorted(shown)]
+def _grep_file(p: Path, rx: re.Pattern[str], q: Query) -> list[Entry]:
+    """Matches in one file: none if it is binary (a NUL byte, as rg decides)."""
+    with open_regular(p, str(p)) as f:
+        if os.fstat(f.fileno()).st_size <= WHOLE:
+            data = f.read()
+            if b"\x00" in data:
+                return []
+            text = data.decode("utf-8", errors="replace")
+            if not rx.search(text):  # whole-file check first: most files do not match
+                return []
+            return _grep_lines(split_lines(text), rx, q.context, q.max_results + 1)
+        if b"\x00" in f.read(HEAD):
+            return []
+        f.seek(0)
+        return _grep_lines(_decoded_lines(LineReader(f)), rx, q.context, q.max_results + 1)
+
+
+def _decoded_lines(reader: LineReader) -> Iterator[str]:
+    while (line := reader.line(LONG_LINE)) is not None:
+        yield line[0].decode("utf-8", errors="replace")
+
+
+def _grep_lines(
+    lines: Iterable[str], rx: re.Pattern[str], context: int, max_count: int
+) -> list[Entry]:
+    """The first `max_count` matching lines with `context` lines around them, in one pass."""
+    out: list[Entry] = []
+    before: collections.deque[Entry] = collections.deque(maxlen=context)
+    hits = after = 0
+    for n, line in enumerate(lines, 1):
+        if hits < max_count and rx.search(line):
+            hits += 1
+            out += before
+            before.clear()
+            out.append((n, True, line))
+            after = context
+        elif after:
+            out.append((n, False, line))
+            after -= 1
+        elif hits >= max_count:
+            break
+        elif context:
+            before.append((n, False, line))
+    return out
 
 
 # -- shared output ------------------------------------------------------------------------
@@ -294,13 +328,17 @@ def grep(
 ) -> str:
     ws = ctx.workspace
     start = ws.resolve(path)
-    if not start.exists():
-        raise ToolError(f"path not found: '{path}'")
-    if start.is_file():
-        with open(start, "rb") as f:
-            kind = binary_kind(f.read(8192))
+    try:
+        mode = start.stat().st_mode
+    except OSError:
+        raise ToolError(f"path not found: '{path}'") from None
+    if stat.S_ISREG(mode):
+        with ws.open(path) as f:
+            kind = binary_kind(f.read(HEAD))
         if kind:
             return f"[{ws.relative(start)} is a binary file ({kind}); not searched]"
+    elif not stat.S_ISDIR(mode):  # rg would wait forever on a FIFO it is given by name
+        raise ToolError(f"'{path}' is {file_kind(mode)}, not a regular file; it cannot be searched")
     # "*.py,*.js" means two globs (a brace list like "*.{py,js}" is one)
     globs = [g for g in re.split(r"[;\s]+" if "{" in (glob or "") else r"[,;\s]+", glob or "") if g]
     q = Query(pattern, start, globs, ignore_case, fixed_strings, context, max_results)

@@ -4,12 +4,14 @@ Paths are confined to the root: `..`, absolute paths elsewhere and symlinks that
 lead out (the link itself or a linked parent directory) are refused. Nothing is
 written into git's metadata (a `.git` directory or file): git runs programs its
 config and hooks name, so a write there would let the model run commands unasked.
-Writes are atomic and journaled so the agent's edits can be undone.
+Only regular files are read (a FIFO would block forever). Writes are atomic and
+journaled so the agent's edits can be undone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import stat
@@ -17,10 +19,14 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 # Never listed, searched or walked into (also by grep, rg and fallback alike).
 SKIP_DIRS = frozenset({".git", "node_modules", "target", ".venv", "__pycache__"})
-MAX_JOURNAL = 500  # edits kept for undo (each holds the file's bytes before and after)
+MAX_JOURNAL = 500  # edits kept for undo
+MAX_JOURNAL_FILE = 4 << 20  # an old file larger than this is not kept (its edit cannot be undone)
+MAX_JOURNAL_BYTES = 64 << 20  # old contents kept in all; the oldest edits are forgotten first
+MAX_WHOLE_FILE = 16 << 20  # read_bytes refuses larger files: whole-file edits load them twice
 
 
 class WorkspaceError(Exception):
@@ -30,14 +36,56 @@ class WorkspaceError(Exception):
 @dataclass(frozen=True)
 class Edit:
     path: str  # relative to the root
-    before: bytes | None  # None: the file did not exist
-    after: bytes
+    before: bytes | None  # None: the file did not exist (or was not kept: see `kept`)
+    after: bytes  # sha256 of what was written, to tell whether the file changed since
+    kept: bool = True  # False: the old file was over MAX_JOURNAL_FILE, so undo cannot restore it
 
 
 def is_git_name(name: str) -> bool:
     """Whether a path component names git's metadata. Case and trailing dots or spaces are
     ignored (case-insensitive and Windows file systems), as git itself does."""
     return name.lower().rstrip(". ") == ".git"
+
+
+def file_kind(mode: int) -> str:
+    """'a FIFO (named pipe)' and the like, for messages about files that are not regular."""
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    return "a special file"
+
+
+def open_regular(p: Path | str, shown: str) -> BinaryIO:
+    """`p` opened for reading if it is a regular file; WorkspaceError (naming `shown`) if not.
+    O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused right after)."""
+    try:
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise WorkspaceError(f"file not found: '{shown}'") from None
+    except OSError as e:
+        with contextlib.suppress(OSError):  # a socket cannot be opened at all (ENXIO)
+            mode = os.stat(p).st_mode
+            if not stat.S_ISREG(mode):
+                raise WorkspaceError(f"'{shown}' is {file_kind(mode)}, not a regular file") from e
+        raise WorkspaceError(f"cannot read '{shown}': {e.strerror or e}") from e
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise WorkspaceError(f"'{shown}' is a directory, not a file")
+        if not stat.S_ISREG(mode):
+            raise WorkspaceError(f"'{shown}' is {file_kind(mode)}, not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 class Workspace:
@@ -89,10 +137,16 @@ class Workspace:
     def file(self, path: str) -> Path:
         """Resolved path of an existing regular file."""
         p = self.resolve(path)
-        if not p.exists():
-            raise WorkspaceError(f"file not found: '{path}'")
-        if p.is_dir():
+        try:
+            mode = p.stat().st_mode
+        except FileNotFoundError:
+            raise WorkspaceError(f"file not found: '{path}'") from None
+        except OSError as e:
+            raise WorkspaceError(f"cannot read '{path}': {e.strerror or e}") from e
+        if stat.S_ISDIR(mode):
             raise WorkspaceError(f"'{path}' is a directory, not a file")
+        if not stat.S_ISREG(mode):
+            raise WorkspaceError(f"'{path}' is {file_kind(mode)}, not a regular file")
         return p
 
     def directory(self, path: str) -> Path:
@@ -104,12 +158,24 @@ class Workspace:
             raise WorkspaceError(f"'{path}' is a file, not a directory")
         return p
 
-    def read_bytes(self, path: str) -> bytes:
-        p = self.file(path)
-        try:
-            return p.read_bytes()
-        except OSError as e:
-            raise WorkspaceError(f"cannot read '{path}': {e.strerror or e}") from e
+    def open(self, path: str) -> BinaryIO:
+        """A regular file opened for reading (FIFOs, sockets and devices are refused)."""
+        return open_regular(self.resolve(path), path)
+
+    def read_bytes(self, path: str, limit: int = MAX_WHOLE_FILE) -> bytes:
+        """The whole file; WorkspaceError if it is larger than `limit` bytes."""
+        with self.open(path) as f:
+            size = os.fstat(f.fileno()).st_size
+            try:
+                data = f.read(limit + 1) if size <= limit else b""
+            except OSError as e:
+                raise WorkspaceError(f"cannot read '{path}': {e.strerror or e}") from e
+        if size > limit or len(data) > limit:
+            raise WorkspaceError(
+                f"'{path}' is too large to load whole ({max(size, len(data))} bytes, the limit "
+                f"is {limit}): read parts of it with start_line/end_line, or use run_shell"
+            )
+        return data
 
     def read_text(self, path: str) -> str:
         # surrogateescape: bytes that are not UTF-8 survive a read-modify-write unchanged
@@ -121,17 +187,37 @@ class Workspace:
         """Atomic, journaled write (parent directories are created)."""
         p = self.resolve(path)
         self._check_writable(p, path)
-        if p.is_dir():
-            raise WorkspaceError(f"'{path}' is a directory, not a file")
         before: bytes | None = None
-        if p.exists():
-            try:
-                before = p.read_bytes()
-            except OSError as e:
-                raise WorkspaceError(f"cannot read '{path}': {e.strerror or e}") from e
+        kept = True
+        try:
+            mode = p.stat().st_mode
+        except FileNotFoundError:
+            mode = None
+        except OSError as e:
+            raise WorkspaceError(f"cannot write '{path}': {e.strerror or e}") from e
+        if mode is not None:
+            if stat.S_ISDIR(mode):
+                raise WorkspaceError(f"'{path}' is a directory, not a file")
+            if not stat.S_ISREG(mode):
+                raise WorkspaceError(
+                    f"'{path}' is {file_kind(mode)}, not a regular file; it cannot be written"
+                )
+            with open_regular(p, path) as f:  # only the head of a huge file: it is not kept
+                try:
+                    before = f.read(MAX_JOURNAL_FILE + 1)
+                except OSError as e:
+                    raise WorkspaceError(f"cannot read '{path}': {e.strerror or e}") from e
+            if len(before) > MAX_JOURNAL_FILE:
+                before, kept = None, False
         self._atomic_write(p, data, path)
-        self.journal.append(Edit(self.relative(p), before, data))
+        self.journal.append(Edit(self.relative(p), before, hashlib.sha256(data).digest(), kept))
         del self.journal[:-MAX_JOURNAL]
+        total = 0
+        for i in range(len(self.journal) - 1, -1, -1):
+            total += len(self.journal[i].before or b"")
+            if total > MAX_JOURNAL_BYTES:
+                del self.journal[: i + 1]
+                break
 
     def write_text(self, path: str, text: str) -> None:
         self.write_bytes(path, text.encode("utf-8", errors="surrogateescape"))
@@ -168,21 +254,30 @@ class Workspace:
             raise WorkspaceError(f"cannot write '{shown}': {e.strerror or e}") from e
 
     def undo_last(self) -> str | None:
-        """Revert the most recent journaled write; a short note, or None if nothing to undo."""
+        """Revert the most recent journaled write; a short note, or None if nothing to undo.
+        WorkspaceError if it cannot be reverted (the entry is dropped all the same)."""
         if not self.journal:
             return None
         edit = self.journal.pop()
         p = self.resolve(edit.path)
         self._check_writable(p, edit.path)
+        if not edit.kept:
+            raise WorkspaceError(
+                f"cannot undo the last edit of {edit.path}: the file was too large to keep for "
+                f"undo (over {MAX_JOURNAL_FILE} bytes). Undo again to revert the edit before it."
+            )
         changed = ""
         try:
-            if p.read_bytes() != edit.after:
+            with open_regular(p, edit.path) as f:
+                digest = hashlib.file_digest(f, "sha256").digest()
+            if digest != edit.after:
                 changed = " (it had changed since the edit)"
-        except OSError:
+        except (OSError, WorkspaceError):
             changed = " (it had been removed since the edit)"
         if edit.before is None:
-            with contextlib.suppress(OSError):
-                p.unlink()
+            if os.path.isfile(p):
+                with contextlib.suppress(OSError):
+                    p.unlink()
             return f"removed {edit.path}, created by the edit{changed}"
         self._atomic_write(p, edit.before, edit.path)
         return f"restored {edit.path}{changed}"
@@ -191,21 +286,30 @@ class Workspace:
 
     def walk_files(self, start: Path, exclude: list[Glob] | None = None) -> Iterator[str]:
         """Relative paths of regular files under `start` (not following symlinks, skipping
-        SKIP_DIRS and anything matching an `exclude` glob), in no particular order."""
+        FIFOs, sockets and devices, SKIP_DIRS and anything matching an `exclude` glob), in no
+        particular order."""
         exclude = exclude or []
-        for dirpath, dirnames, filenames in os.walk(start):
-            rel_dir = self.relative(Path(dirpath))
-            prefix = "" if rel_dir == "." else rel_dir + "/"
-            dirnames[:] = [
-                d for d in dirnames if d not in SKIP_DIRS and not _excluded(prefix + d, d, exclude)
-            ]
-            for name in filenames:
-                rel = prefix + name
-                if _excluded(rel, name, exclude):
-                    continue
-                if os.path.islink(os.path.join(dirpath, name)):
-                    continue
-                yield rel
+        rel_start = self.relative(start)
+        stack = [(str(start), "" if rel_start == "." else rel_start + "/")]
+        while stack:
+            top, prefix = stack.pop()
+            try:
+                it = os.scandir(top)
+            except OSError:
+                continue
+            with it:
+                for e in it:
+                    rel = prefix + e.name
+                    try:  # DirEntry answers from the directory listing: no stat per file
+                        if e.is_dir(follow_symlinks=False):
+                            if e.name not in SKIP_DIRS and not _excluded(rel, e.name, exclude):
+                                stack.append((e.path, rel + "/"))
+                        elif e.is_file(follow_symlinks=False) and not _excluded(
+                            rel, e.name, exclude
+                        ):
+                            yield rel
+                    except OSError:
+                        continue
 
 
 def _excluded(rel: str, name: str, globs: list[Glob]) -> bool:
