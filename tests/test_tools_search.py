@@ -179,3 +179,25 @@ def test_python_grep_streams_huge_files(ws, monkeypatch):
         f"big.log-150000-line 149999 {'.' * 90}\nbig.log:150001:the last line says hello\n"
         "[1 match in 1 file]"
     )
+
+
+@pytest.mark.parametrize("backend", ["rg", "python"])
+def test_arguments_that_look_like_options(ws, monkeypatch, backend):
+    if backend == "rg" and RG is None:
+        pytest.skip("rg binary not installed")
+    (ws.root / "-n").write_text("x --pre=sh y\n")
+    pre = ws.root / "pre.sh"
+    pre.write_text(f"#!/bin/sh\ntouch '{ws.root}.ran'\ncat\n")
+    pre.chmod(0o755)
+    assert (
+        run(ws, monkeypatch, backend, pattern="--pre=sh")
+        == "-n:1:x --pre=sh y\n[1 match in 1 file]"
+    )
+    assert (
+        run(ws, monkeypatch, backend, pattern="y", path="-n")
+        == "-n:1:x --pre=sh y\n[1 match in 1 file]"
+    )
+    for glob in [f"--pre={pre}", "--pre=./pre.sh", "-n"]:
+        out = run(ws, monkeypatch, backend, pattern="hello", glob=glob)
+        assert out == f"no matches for 'hello' in . (glob {glob})"  # globs, not rg options
+    assert not os.path.exists(f"{ws.root}.ran")

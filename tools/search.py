@@ -119,10 +119,11 @@ def search_rg(
         "--max-count",
         str(q.max_results + 1),
     ]
+    # --glob=VALUE: a glob like "--pre=cmd" from the model stays a glob, whatever rg's parser
     for d in sorted(SKIP_DIRS):
-        cmd += ["-g", "!" + d]
+        cmd.append("--glob=!" + d)
     for g in q.globs:
-        cmd += ["-g", g]
+        cmd.append("--glob=" + g)
     if q.ignore_case:
         cmd.append("-i")
     if q.context:
@@ -136,7 +137,8 @@ def search_rg(
     if code == 2 and not q.fixed and b"regex parse error" in err:
         out, err, code = _run(cmd + ["-F", "-e", q.pattern] + target, ws.root, cancel, timeout)
         note = "[note: not a valid regex, so it was searched as plain text]"
-    if code == 2 and not out:
+    if code == 2 and not out and not err.startswith(b"rg: No files were searched"):
+        # (that one: the globs match no file; the Python search says "no matches" then too)
         msg = err.decode("utf-8", errors="replace").strip().removeprefix("rg: ")
         raise ToolError(f"grep failed: {msg}")
     keyed = []
