@@ -152,3 +152,12 @@ def test_huge_output_is_capped_head_and_tail(ctx):
 
 def test_ansi_colors_are_stripped(ctx):
     assert sh(ctx, r"printf '\033[31mred\033[0m\n'").output == "red\n[exit code 0]"
+
+
+def test_commands_do_not_see_coders_api_keys(tmp_path, monkeypatch):
+    monkeypatch.setenv("CODER_API_KEY", "sk-should-stay-hidden")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-also-hidden")
+    ctx = ToolContext(workspace=Workspace(tmp_path), approval="auto")
+    out = dispatch("run_shell", {"command": "env"}, ctx)
+    assert not out.is_error and "PATH=" in out.output
+    assert "sk-should-stay-hidden" not in out.output and "sk-also-hidden" not in out.output

@@ -82,6 +82,16 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+# coder's own credentials stay out of the commands the model runs (and so out of
+# their output, which the model reads and the log keeps).
+_HIDDEN = ("CODER_API_KEY", "LLAMA_API_KEY", "OPENAI_API_KEY")
+
+
+def command_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _HIDDEN}
+    return {**env, **_ENV}
+
+
 def run_shell(ctx: ToolContext, command: str, timeout: int | None = None) -> str:
     if not command.strip():
         raise ToolError("command is empty")
@@ -96,7 +106,7 @@ def run_shell(ctx: ToolContext, command: str, timeout: int | None = None) -> str
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        env={**os.environ, **_ENV},
+        env=command_env(),
     )
     assert proc.stdout is not None
     capture = _Capture(proc.stdout.fileno(), cap // 2, cap - cap // 2)
