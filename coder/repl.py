@@ -39,6 +39,7 @@ from coder import agent as agent_mod
 from coder import config as config_mod
 from coder import sessions
 from coder.render import RichSink, markdown
+from tools.workspace import WorkspaceError
 
 EXIT = "exit"
 MAX_HISTORY_ENTRY = 64 * 1024  # longer inputs (big pastes) stay out of the history file
@@ -486,7 +487,11 @@ class Commands:
 
     def cmd_undo(self, arg: str) -> None:
         """revert the last file change the agent made"""
-        note = self.agent.tool_ctx.workspace.undo_last()
+        try:
+            note = self.agent.tool_ctx.workspace.undo_last()
+        except WorkspaceError as exc:  # e.g. the old file was too large to keep
+            self.say(str(exc), "yellow")
+            return
         if note is None:
             self.say("nothing to undo", "dim")
             return
