@@ -431,11 +431,9 @@ def start_detached(cfg: Config, log_dir: Path, notify: Notify = lambda m: None) 
         "command": redact(server.command),
         "log": str(server.log_path),
     }
-    path = pidfile_path(ep)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(info, indent=1))
-    os.replace(tmp, path)
+    from tools.workspace import atomic_write
+
+    atomic_write(pidfile_path(ep), json.dumps(info, indent=1).encode())
     return server
 
 

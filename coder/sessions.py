@@ -14,13 +14,13 @@ import contextlib
 import json
 import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from coder.records import scrub
+from tools.workspace import atomic_write
 
 VERSION = 1
 SUFFIX = ".json"
@@ -227,27 +227,6 @@ def _redact(config: dict) -> dict:
     if isinstance(llm, dict) and llm.get("api_key"):
         llm["api_key"] = "[REDACTED]"
     return data
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
 
 
 def _mtime(path: Path) -> float | None:

@@ -238,18 +238,7 @@ class Workspace:
                 mode = stat.S_IMODE(p.stat().st_mode)
             except FileNotFoundError:
                 mode = 0o666 & ~_UMASK
-            fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.chmod(tmp, mode)
-                os.replace(tmp, p)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            atomic_write(p, data, mode)
         except OSError as e:
             raise WorkspaceError(f"cannot write '{shown}': {e.strerror or e}") from e
 
@@ -388,3 +377,28 @@ def _umask() -> int:
 
 
 _UMASK = _umask()  # read once: changing the umask later is racy with other threads
+
+
+def atomic_write(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Write `data` to `path` so that a crash leaves the old file or the new one, never
+    half of either: a temp file in the same directory, fsync, rename, fsync the dir."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # make the rename itself durable
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
