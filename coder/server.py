@@ -242,7 +242,8 @@ def wait_ready(server: Server, timeout: float, api_key: str | None) -> dict:
         if server.proc is not None and server.proc.poll() is not None:
             raise ServerError(
                 f"llama-server exited with code {server.proc.returncode} while starting "
-                f"on {server.endpoint.address}:\n{log_tail(server.log_path)}"
+                f"on {server.endpoint.address} with {model_of(server.command)}:\n"
+                f"{log_tail(server.log_path)}"
             )
         p = probe(root, api_key, timeout=1.0)
         if p.state == "ready":
@@ -254,6 +255,10 @@ def wait_ready(server: Server, timeout: float, api_key: str | None) -> dict:
                 f"(llm.startup_timeout); stopped it. Last log lines:\n{log_tail(server.log_path)}"
             )
         time.sleep(0.05)
+
+
+def model_of(command: list[str]) -> str:
+    return command[command.index("-m") + 1] if "-m" in command[:-1] else "its model"
 
 
 def kill_group(proc: subprocess.Popen | None, grace: float = 5.0) -> None:
