@@ -181,6 +181,7 @@ class Server:
     managed: bool
     props: dict = field(default_factory=dict)
     command: list[str] = field(default_factory=list)
+    model: str | None = None
     env: dict[str, str] | None = field(default=None, repr=False)
     log_path: Path | None = None
     proc: subprocess.Popen | None = None
@@ -242,7 +243,7 @@ def wait_ready(server: Server, timeout: float, api_key: str | None) -> dict:
         if server.proc is not None and server.proc.poll() is not None:
             raise ServerError(
                 f"llama-server exited with code {server.proc.returncode} while starting "
-                f"on {server.endpoint.address} with {model_of(server.command)}:\n"
+                f"on {server.endpoint.address} with {server.model or 'its model'}:\n"
                 f"{log_tail(server.log_path)}"
             )
         p = probe(root, api_key, timeout=1.0)
@@ -255,10 +256,6 @@ def wait_ready(server: Server, timeout: float, api_key: str | None) -> dict:
                 f"(llm.startup_timeout); stopped it. Last log lines:\n{log_tail(server.log_path)}"
             )
         time.sleep(0.05)
-
-
-def model_of(command: list[str]) -> str:
-    return command[command.index("-m") + 1] if "-m" in command[:-1] else "its model"
 
 
 def kill_group(proc: subprocess.Popen | None, grace: float = 5.0) -> None:
@@ -350,7 +347,9 @@ def start(
         raise ServerError(str(exc)) from None
     command = build_command(cfg, choice.command, model)
     log_path = Path(log_dir) / LOG_NAME
-    server = Server(ep, managed=True, command=command, env=server_env(cfg), log_path=log_path)
+    server = Server(
+        ep, managed=True, command=command, model=model, env=server_env(cfg), log_path=log_path
+    )
     notify(f"starting llama.cpp server on {ep.address} ({choice.kind}) with {Path(model).name}")
     server.proc = spawn(command, log_path, server.env, detached=detached)
     try:
