@@ -357,7 +357,8 @@ def build_body(
     body["repeat_penalty"] = sampling.repeat_penalty
     body["repeat_last_n"] = sampling.repeat_last_n
     body["mirostat"] = sampling.mirostat
-    if logprobs:
+    # llama.cpp answers HTTP 400 "logprobs is not supported with tools + stream"
+    if logprobs and not (stream and body.get("tools")):
         body["logprobs"] = True
         body["top_logprobs"] = TOP_LOGPROBS
     return body

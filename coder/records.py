@@ -354,7 +354,9 @@ class Recorder:
                 # token ids cannot be masked: they would decode back to the secret
                 tokens, note = None, "dropped: the completion contains a secret"
             elif tokens is None:
-                if not request.get("logprobs"):
+                if not request.get("logprobs") and request.get("tools") and request.get("stream"):
+                    note = "not requested: llama.cpp gives no logprobs with tools + stream"
+                elif not request.get("logprobs"):
                     note = "not requested (logging.logprobs is off)"
                 elif interrupted:
                     note = "interrupted before the server sent logprobs"

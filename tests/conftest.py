@@ -41,23 +41,36 @@ def model_path() -> Path:
     return provision.ensure_model()
 
 
-@pytest.fixture(scope="session")
-def engine_url(model_path: Path, tmp_path_factory: pytest.TempPathFactory):
-    """Base URL (".../v1") of one real engine shared by the whole test session."""
+def start_engine(model_path: Path, log: Path, *extra: str):
+    """Start the real engine on a free port; returns (process, base URL ".../v1")."""
     port = free_port()
-    log = tmp_path_factory.mktemp("engine") / "engine.log"
     cmd = [sys.executable, "-m", "coder.engine", "-m", str(model_path), "--host", "127.0.0.1",
            "--port", str(port), "-c", "8192", "-np", "1", "--alias", "smollm2", "--metrics",
-           "--cache-ram", "256", "-t", "2"]  # fmt: skip
+           "--cache-ram", "256", "-t", "2", *extra]  # fmt: skip
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     root = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(root, proc)
-        yield root + "/v1"
+    except BaseException:
+        stop_engine(proc)
+        raise
+    return proc, root + "/v1"
+
+
+def stop_engine(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+
+
+@pytest.fixture(scope="session")
+def engine_url(model_path: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Base URL (".../v1") of one real engine shared by the whole test session."""
+    proc, url = start_engine(model_path, tmp_path_factory.mktemp("engine") / "engine.log")
+    try:
+        yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
+        stop_engine(proc)
