@@ -191,3 +191,38 @@ def test_globs(glob, yes, no):
         assert g.match(p), (glob, p)
     for p in no:
         assert not g.match(p), (glob, p)
+
+
+def test_undo_keeps_the_users_own_edits(ws):
+    """The agent appends, then the user edits the file in an editor: undo must not silently
+    throw the user's line away."""
+    calc = ws.root / "calc.py"
+    calc.write_text("def add(a, b):\n    return a + b\n")
+    r = dispatch(
+        "append_file", {"path": "calc.py", "content": "def sub(a, b):\n"}, ToolContext(workspace=ws)
+    )
+    assert not r.is_error, r.output
+    agent_version = calc.read_text()
+    with open(calc, "a") as f:  # the user's editor
+        f.write("# mine\n")
+    with pytest.raises(WorkspaceError, match="nothing was undone: calc.py changed since the agent"):
+        ws.undo_last()
+    assert calc.read_text() == agent_version + "# mine\n"
+    assert len(ws.journal) == 1  # kept: undo works once the file is as the agent left it
+    calc.write_text(agent_version)
+    assert ws.undo_last() == "restored calc.py"
+    assert calc.read_text() == "def add(a, b):\n    return a + b\n"
+    # force reverts all the same, and says what it discarded
+    ws.write_text("calc.py", "agent\n")
+    calc.write_text("user\n")
+    assert "those changes were discarded" in ws.undo_last(force=True)
+    assert calc.read_text() == "def add(a, b):\n    return a + b\n"
+    # a file the agent created and the user then edited is not removed either
+    ws.write_text("new.py", "agent\n")
+    (ws.root / "new.py").write_text("agent\nuser\n")
+    with pytest.raises(WorkspaceError, match="nothing was undone"):
+        ws.undo_last()
+    assert (ws.root / "new.py").read_text() == "agent\nuser\n"
+    # a file removed since the edit loses nothing by being restored
+    (ws.root / "new.py").unlink()
+    assert "removed new.py, created by the edit (it had been removed" in ws.undo_last()

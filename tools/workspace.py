@@ -242,9 +242,12 @@ class Workspace:
         except OSError as e:
             raise WorkspaceError(f"cannot write '{shown}': {e.strerror or e}") from e
 
-    def undo_last(self) -> str | None:
+    def undo_last(self, force: bool = False) -> str | None:
         """Revert the most recent journaled write; a short note, or None if nothing to undo.
-        WorkspaceError if it cannot be reverted (the entry is dropped all the same)."""
+        WorkspaceError if it cannot be reverted. If the file was changed since the edit (by
+        the user, say), nothing is undone and the entry stays, so undo works once the file is
+        back as the edit left it; `force` reverts it all the same, losing those changes.
+        Other failures drop the entry: undo again goes on to the edit before it."""
         if not self.journal:
             return None
         edit = self.journal.pop()
@@ -255,21 +258,29 @@ class Workspace:
                 f"cannot undo the last edit of {edit.path}: the file was too large to keep for "
                 f"undo (over {MAX_JOURNAL_FILE} bytes). Undo again to revert the edit before it."
             )
-        changed = ""
+        removed = changed = False
         try:
             with open_regular(p, edit.path) as f:
-                digest = hashlib.file_digest(f, "sha256").digest()
-            if digest != edit.after:
-                changed = " (it had changed since the edit)"
+                changed = hashlib.file_digest(f, "sha256").digest() != edit.after
         except (OSError, WorkspaceError):
-            changed = " (it had been removed since the edit)"
+            removed = True  # nothing of the user's can be lost by restoring it
+        if changed and not force:
+            self.journal.append(edit)
+            raise WorkspaceError(
+                f"nothing was undone: {edit.path} changed since the agent's edit, and undoing "
+                "it would throw those changes away. Put the file back as the agent left it "
+                "to undo the edit, or revert it yourself."
+            )
+        note = " (it had been removed since the edit)" if removed else ""
+        if changed:
+            note = " (it had changed since the edit: those changes were discarded)"
         if edit.before is None:
             if os.path.isfile(p):
                 with contextlib.suppress(OSError):
                     p.unlink()
-            return f"removed {edit.path}, created by the edit{changed}"
+            return f"removed {edit.path}, created by the edit{note}"
         self._atomic_write(p, edit.before, edit.path)
-        return f"restored {edit.path}{changed}"
+        return f"restored {edit.path}{note}"
 
     # -- walking ---------------------------------------------------------------
 
