@@ -51,6 +51,10 @@ LIVE_KEYS = (
     "logging.logprobs",
     "repl.sessions_dir",
 )
+# stops where the model produced something worth a /good, /bad or /reward
+RATABLE_STOPS = frozenset(
+    ("answer", "truncated", "max_steps", "repeated_call", "invalid_tool_call", "empty_answer")
+)
 _COMMAND_RE = re.compile(r"^/([A-Za-z][\w-]*)(?:\s+(.*))?$", re.S)
 _PATH_WORD = re.compile(r"[\w./~+-]*$")
 
@@ -482,6 +486,10 @@ class Commands:
         if self.agent.turn == 0:
             self.say("nothing to rate yet: ask something first", "yellow")
             return
+        last = self.repl.last_result
+        if last is not None and last.stop not in RATABLE_STOPS:
+            self.say(f"the last turn has no answer to rate (it ended: {last.stop})", "yellow")
+            return
         self.rt.recorder.reward(value, "user", note=note, turn=self.agent.turn)
         self.say(f"reward {value:g} for turn {self.agent.turn}", "green")
 
@@ -548,6 +556,7 @@ class Repl:
         self.commands = Commands(self)
         self.session_name: str | None = None
         self.pending_notes: list[str] = []
+        self.last_result: agent_mod.TurnResult | None = None  # of the last turn run
         self._ctrl_c_armed = False
         self._yes_no: PromptSession | None = None
         if rt.agent.budget.n_ctx is None:  # the toolbar shows it before the first turn
@@ -757,6 +766,7 @@ class Repl:
         if problem:
             self.console.print(Text(f"{problem} {self.keep_unsent(text)}", style="yellow"),
                                soft_wrap=True)  # fmt: skip
+            self.last_result = agent_mod.TurnResult(answer="", stop="too_long", error=problem)
             return None
         if self.pending_notes:
             text = "".join(f"[note: {n}]\n" for n in self.pending_notes) + text
@@ -774,6 +784,7 @@ class Repl:
             restore()
             self.sink.finish()
             rt.cancel.clear()
+        self.last_result = result
         self.stats.turns += 1
         for call in result.calls:
             self.stats.observe_call(call["usage"], call["timings"])

@@ -256,6 +256,18 @@ def test_rewards_go_to_the_log(cfg, srv):
     ]  # fmt: skip
 
 
+def test_an_interrupted_turn_cannot_be_rated(cfg, srv):
+    # Ctrl-C at the approval ends the turn; the model is not asked again, "x" answers "next"
+    srv.enqueue(stream_tool_calls([("run_shell", '{"command": "echo no"}')]), stream_text("x"))
+    with repl_session(cfg) as s:
+        s.run(f"run it\r{CTRL_C}/good\r/bad\r/reward 0.5\rnext\r/good\r/exit\r")
+        assert s.out.count("the last turn has no answer to rate") == 3
+        records = log_records(cfg, s.repl.rt)
+        rewards = [r for r in records if r["type"] == "reward" and r["source"] == "user"]
+        assert s.repl.last_result.stop == "answer"
+    assert [(r["value"], r["turn"]) for r in rewards] == [(1.0, 2)]
+
+
 def test_stats_model_tools_and_toolbar_cache_rate(cfg, srv):
     timings = {**TIMINGS, "cache_n": 30, "prompt_n": 10}
     srv.enqueue(Stream(text_chunks("hi") + final_chunks(timings=timings)))
