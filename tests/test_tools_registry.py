@@ -1,6 +1,7 @@
 """Registry: schemas, argument validation, dispatch never raising."""
 
 import json
+import time
 
 import pytest
 
@@ -144,3 +145,21 @@ def test_outputs_are_capped(ctx, tmp_path):
     r = dispatch("read_file", {"path": "big.txt"}, ctx)
     assert len(r.output.encode()) <= 2000
     assert "[truncated: showed lines 1-" in r.output and "start_line=" in r.output
+
+
+def test_duration_leaves_out_the_wait_at_the_approval_prompt(tmp_path):
+    """A user who takes a while to answer y/N must not make the command look slow."""
+    asked = []
+
+    def slow_user(name, what):
+        asked.append(what)
+        time.sleep(0.5)
+        return True
+
+    ctx = ToolContext(workspace=Workspace(tmp_path), approve=slow_user)
+    r = dispatch("run_shell", {"command": "sleep 0.1; echo done"}, ctx)
+    assert asked and not r.is_error and "done" in r.output, r.output
+    assert 100 <= r.duration_ms < 450, r.duration_ms
+    ctx.approve = lambda name, what: (time.sleep(0.5), False)[1]
+    r = dispatch("run_shell", {"command": "echo no"}, ctx)
+    assert r.is_error and r.duration_ms < 300, r.duration_ms

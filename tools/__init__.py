@@ -12,7 +12,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -74,10 +74,23 @@ def schemas(names: Iterable[str] | None = None) -> list[dict]:
 
 
 def dispatch(name: str, arguments: str | dict, ctx: ToolContext) -> ToolResult:
-    """Run a tool call. Never raises except KeyboardInterrupt."""
+    """Run a tool call. Never raises except KeyboardInterrupt. The result's duration is the
+    tool's own work: time spent waiting for the user's approval is left out."""
     start = time.perf_counter()
+    waited = [0.0]
+    ask = ctx.approve
+
+    def timed_approve(tool_name: str, what: str) -> bool | str:
+        t = time.perf_counter()
+        try:
+            return ask(tool_name, what)
+        finally:
+            waited[0] += time.perf_counter() - t
+
     try:
-        output, is_error = _run(name, arguments, ctx), False
+        # a copy: the shared context may be used by another thread meanwhile
+        tctx = replace(ctx, approve=timed_approve)
+        output, is_error = _run(name, arguments, tctx), False
     except ToolError as e:
         output, is_error = str(e) or "error", True
     except KeyboardInterrupt:
@@ -93,7 +106,8 @@ def dispatch(name: str, arguments: str | dict, ctx: ToolContext) -> ToolResult:
     if is_error and not output.startswith("error"):
         output = "error: " + output
     output = cap_text(output, ctx.max_output_bytes)
-    return ToolResult(output, is_error, (time.perf_counter() - start) * 1000.0)
+    elapsed = time.perf_counter() - start - waited[0]
+    return ToolResult(output, is_error, max(0.0, elapsed) * 1000.0)
 
 
 def _run(name: str, arguments: str | dict, ctx: ToolContext) -> str:
