@@ -89,7 +89,10 @@ def test_commit_asks_for_approval(repo):
     (repo / "a.txt").write_text("changed\n")
     ctx = ToolContext(workspace=Workspace(repo), approve=approve, approval="ask")
     r = dispatch("git_commit", {"message": "change a\n\nbody", "all": True}, ctx)
-    assert r.is_error and "the user did not approve" in r.output
+    assert (
+        r.is_error
+        and "git_commit was not run: it was not approved (git commit -a: change a)" in r.output
+    )
     assert asked == [("git_commit", "git commit -a: change a")]
     ctx.approval = "never"
     r = dispatch("git_commit", {"message": "change a", "all": True}, ctx)

@@ -58,16 +58,28 @@ def test_approval_ask_refused(tmp_path):
     ctx = ToolContext(workspace=Workspace(tmp_path), approve=deny, approval="ask")
     r = sh(ctx, "touch ran")
     assert r.is_error
-    assert "run_shell was not run: the user did not approve it (touch ran)" in r.output
-    assert "Do not retry" in r.output
+    assert "run_shell was not run: it was not approved (touch ran). Do not retry" in r.output
+    assert "the user did not" not in r.output  # true whether or not someone was asked
     assert asked == [("run_shell", "touch ran")]
     assert not (tmp_path / "ran").exists()
+
+
+@pytest.mark.parametrize("reason", ["coder -q runs commands only with --yes", "x.", ""])
+def test_approve_may_refuse_with_a_reason(tmp_path, reason):
+    """approve returning a str refuses (bool(str) would have run it) and the reason is shown."""
+    ctx = ToolContext(workspace=Workspace(tmp_path), approve=lambda n, w: reason, approval="ask")
+    r = sh(ctx, "touch ran")
+    assert r.is_error and not (tmp_path / "ran").exists()
+    shown = reason.rstrip(".")
+    expect = f"; {shown}. Do not retry" if shown else " (touch ran). Do not retry"
+    assert "run_shell was not run: it was not approved (touch ran)" in r.output
+    assert expect in r.output, r.output
 
 
 def test_approval_ask_default_callback_refuses(tmp_path):
     ctx = ToolContext(workspace=Workspace(tmp_path))  # like -q without --yes
     r = sh(ctx, "touch ran")
-    assert r.is_error and "did not approve" in r.output
+    assert r.is_error and "was not approved" in r.output
     assert not (tmp_path / "ran").exists()
 
 

@@ -35,7 +35,8 @@ class ToolError(Exception):
 @dataclass
 class ToolContext:
     workspace: Workspace
-    approve: Callable[[str, str], bool] = lambda name, what: False
+    # approve(tool_name, what) -> True to run it; False, or a str giving the reason, to refuse
+    approve: Callable[[str, str], bool | str] = lambda name, what: False
     approval: str = "ask"  # ask | auto | never  (config tools.shell.approval)
     shell_timeout: float = 120.0
     max_output_bytes: int = 32768
@@ -271,17 +272,20 @@ def check_approval(ctx: ToolContext, tool_name: str, what: str) -> None:
             "Do not call it again; use the file and search tools, or tell the user what to run."
         )
     try:
-        allowed = bool(ctx.approve(tool_name, what))
+        answer = ctx.approve(tool_name, what)
     except KeyboardInterrupt:
         raise
     except Exception as e:
         raise ToolError(
             f"{tool_name} was not run: asking the user for approval failed ({e})"
         ) from e
-    if not allowed:
+    # a str is a refusal with its reason (bool("reason") would approve it)
+    if isinstance(answer, str) or not answer:
+        reason = answer.strip().rstrip(".") if isinstance(answer, str) else ""
         raise ToolError(
-            f"{tool_name} was not run: the user did not approve it ({what}). "
-            "Do not retry the same action; continue without it or tell the user what to run."
+            f"{tool_name} was not run: it was not approved ({what})"
+            + (f"; {reason}" if reason else "")
+            + ". Do not retry the same action; continue without it or tell the user what to run."
         )
 
 
