@@ -67,7 +67,8 @@ class Recorder(Protocol):  # coder.records.Recorder, or nothing
 @dataclass
 class TurnResult:
     answer: str
-    # answer | max_steps | repeated_call | interrupted | invalid_tool_call | too_long | error
+    # answer | truncated | empty_answer | max_steps | repeated_call | invalid_tool_call
+    # | interrupted | too_long | error
     stop: str
     steps: int = 0
     tool_calls: list[dict] = field(default_factory=list)
@@ -176,7 +177,9 @@ def _steps(
         agent.budget.observe(reply.usage, agent.messages)
 
         if reply.interrupted or reply.error:
-            agent.messages.append(reply.message)
+            # keep only what the user saw; a half-written call or nothing is not a turn
+            if (reply.message.get("content") or "").strip():
+                agent.messages.append(reply.message)
             result.answer = reply.message.get("content") or ""
             result.stop = "interrupted" if reply.interrupted else "error"
             result.error = reply.error
@@ -198,7 +201,12 @@ def _steps(
 
         agent.messages.append(reply.message)
         if not reply.tool_calls:
-            result.answer, result.stop = reply.message.get("content") or "", "answer"
+            result.answer = reply.message.get("content") or ""
+            result.stop = _answer_kind(result.answer, reply.finish_reason)
+            if result.stop == "truncated":
+                sink.notice(
+                    f"the answer was cut at llm.sampling.max_tokens ({cfg.llm.sampling.max_tokens})"
+                )
             break
 
         for call in reply.tool_calls:
@@ -311,7 +319,22 @@ def _record_call(agent: Agent, reply: ChatResult, turn: int, step: int) -> None:
 
 
 # The model's own failures; a server error or the user's Ctrl-C is not scored.
-AUTO_SCORED = {"answer": 0.0, "max_steps": -1.0, "repeated_call": -1.0, "invalid_tool_call": -1.0}
+AUTO_SCORED = {
+    "answer": 0.0,
+    "truncated": -0.5,
+    "empty_answer": -1.0,
+    "max_steps": -1.0,
+    "repeated_call": -1.0,
+    "invalid_tool_call": -1.0,
+}
+
+
+def _answer_kind(text: str, finish_reason: str | None) -> str:
+    if not text.strip():
+        return "empty_answer"
+    return "truncated" if finish_reason == "length" else "answer"
+
+
 TOOL_ERROR_PENALTY = 0.1
 
 

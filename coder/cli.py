@@ -130,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_export(cfg, args)
         if args.query is not None:
             return cmd_query(cfg, args)
+        if args.json or args.verify:
+            raise UsageError("--json and --verify go with -q TEXT")
         return cmd_repl(cfg, args)
     except (config_mod.ConfigError, UsageError) as exc:
         print(f"coder: {exc}", file=sys.stderr)
@@ -225,27 +227,51 @@ def cmd_export(cfg, args) -> int:
             since = datetime.fromisoformat(args.since)
         except ValueError:
             raise UsageError(f"--since: not a date (YYYY-MM-DD[THH:MM]): {args.since}") from None
-    paths = [Path(p) for p in args.logs]
-    for path in paths:
-        if not path.is_file():
-            raise UsageError(f"log file not found: {path}")
+    paths = log_paths(args.logs)
+    out = Path(args.output) if args.output else None
+    if out is not None and (out.is_dir() or not out.parent.is_dir()):
+        what = "is a directory" if out.is_dir() else "is in a directory that does not exist"
+        raise UsageError(f"-o {out}: {what}; give a file path")
     stats = export.export(
         paths,
         args.format,
-        Path(args.output) if args.output else None,
+        out,
         since=since,
         min_reward=args.min_reward,
         session=args.session,
         progress=sys.stderr.isatty(),
         log_dir=log_dir(cfg),
     )
+    source = ", ".join(map(str, paths)) if paths else f"{log_dir(cfg)}/*.jsonl"
     where = f" to {args.output}" if args.output else ""
     print(
-        f"exported {stats.rows} {args.format} rows from {stats.sessions} sessions{where}; "
-        f"skipped {stats.skipped_lines} corrupt lines",
+        f"exported {stats.rows} {args.format} rows from {stats.sessions} sessions in {source}"
+        f"{where}; skipped {stats.skipped_lines} corrupt lines",
         file=sys.stderr,
     )
+    if stats.rows == 0 and stats.sessions and args.format in ("grpo", "dpo"):
+        print(
+            f"coder: {args.format} needs the same prompt answered at least twice with different "
+            "rewards (e.g. several `coder -q TASK --verify CMD --seed N` runs)",
+            file=sys.stderr,
+        )
     return EXIT_OK
+
+
+def log_paths(names: list[str]) -> list:
+    """LOG arguments: files, or directories standing for the *.jsonl files in them."""
+    from pathlib import Path
+
+    paths = []
+    for name in names:
+        path = Path(name)
+        if path.is_dir():
+            paths += sorted(path.glob("*.jsonl"))
+        elif path.is_file():
+            paths.append(path)
+        else:
+            raise UsageError(f"log file not found: {path}")
+    return paths
 
 
 def cmd_query(cfg, args) -> int:
@@ -261,7 +287,7 @@ def cmd_query(cfg, args) -> int:
     # a terminal gets rendered markdown (rich honours NO_COLOR); a pipe gets plain text
     rendered = not args.json and sys.stdout.isatty()
     sink = _tty_sink() if rendered else PlainSink(stream_text=not args.json)
-    refuse = lambda name, what: False  # noqa: E731  (-q has no one to ask: --yes approves)
+    refuse = lambda name, what: "coder -q runs it only with --yes"  # noqa: E731  (no one to ask)
     with open_runtime(cfg, refuse, sink.notice, reason) as rt:
         if rendered:
             sink.root = rt.agent.tool_ctx.workspace.root
@@ -294,8 +320,11 @@ def cmd_query(cfg, args) -> int:
     if result.stop in ("error", "too_long"):
         print(f"coder: {result.error}", file=sys.stderr)
         return EXIT_SERVER if result.stop == "error" else EXIT_USAGE
-    if verified == 0.0:
-        return EXIT_TASK_FAILED
+    if result.stop == "interrupted":
+        print("coder: interrupted", file=sys.stderr)
+        return 130
+    if verified is not None:  # the verifier is the judge of the task
+        return EXIT_OK if verified == 1.0 else EXIT_TASK_FAILED
     return EXIT_OK if result.ok else EXIT_TASK_FAILED
 
 

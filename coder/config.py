@@ -128,15 +128,45 @@ def load(
         _apply_file(cfg, local)
     if config_file is not None:
         path = Path(config_file).expanduser()
-        if not path.is_file():
+        if not path.exists():
             raise ConfigError(f"config file not found: {path}")
+        if not path.is_file():
+            raise ConfigError(f"config file is not a regular file: {path}")
         _apply_file(cfg, path)
     for key, value in env_overrides(os.environ if env is None else env).items():
         set_key(cfg, key, value, source="environment", from_text=True)
     for key, value in (overrides or {}).items():
         if value is not None:
             set_key(cfg, key, value, source="command line")
+    check_ranges(cfg)
     return cfg
+
+
+# key -> (lowest allowed, highest allowed or None): values the type allows but llama.cpp
+# would reject or silently misread
+RANGES = {
+    "llm.sampling.temperature": (0.0, None),
+    "llm.sampling.top_p": (0.0, 1.0),
+    "llm.sampling.min_p": (0.0, 1.0),
+    "llm.sampling.top_k": (0, None),
+    "llm.sampling.max_tokens": (1, None),
+    "llm.sampling.repeat_penalty": (0.0, None),
+    "llm.sampling.mirostat": (0, 2),
+    "llm.server.ctx_size": (256, None),
+    "llm.server.parallel": (1, None),
+    "llm.startup_timeout": (0.1, None),
+    "agent.max_steps": (1, None),
+    "tools.shell.timeout": (0.1, None),
+    "logging.buffer_size": (1, None),
+}
+
+
+def check_ranges(cfg: Config) -> None:
+    for key, (low, high) in RANGES.items():
+        value = get_key(cfg, key)
+        if value < low or (high is not None and value > high):
+            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise ConfigError(f"'{key}' must be {bound}; got {value}")
 
 
 # CODER_<SECTION>__<KEY> sets any key (e.g. CODER_LLM__SERVER__PORT=8081);
@@ -168,7 +198,10 @@ def _apply_file(cfg: Config, path: Path) -> None:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
     if data is None:
         return
     if not isinstance(data, dict):
@@ -250,8 +283,9 @@ def coerce(value: Any, hint: Any, key: str, source: str, from_text: bool = False
             value = "on" if value else "off"  # YAML 1.1 reads a bare on/off as a boolean
         if value in args:
             return value
+        hint = " (YAML reads a bare yes/no/on/off as true/false)" if isinstance(value, bool) else ""
         raise ConfigError(
-            f"{source}: '{key}' must be one of {', '.join(map(str, args))}; got {value!r}"
+            f"{source}: '{key}' must be one of {', '.join(map(str, args))}; got {value!r}{hint}"
         )
     if origin is list:
         if from_text and isinstance(value, str):

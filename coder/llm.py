@@ -493,7 +493,8 @@ class _Accumulator:
         self.done = False
         self.interrupted = False
         self.error: str | None = None
-        self.answer = AnswerStream() if protocol == "json" and on_text else None
+        # json protocol: the "answer" string as it streams (what the user sees)
+        self.answer = AnswerStream() if protocol == "json" else None
 
     def add_chunk(self, chunk: dict) -> None:
         if "error" in chunk:
@@ -508,13 +509,9 @@ class _Accumulator:
             text = delta.get("content")
             if text:
                 self.content.append(text)
-                if self.on_text is not None:
-                    if self.answer is None:
-                        self.on_text(text)
-                    else:
-                        piece = self.answer.feed(text)
-                        if piece:
-                            self.on_text(piece)
+                piece = text if self.answer is None else self.answer.feed(text)
+                if piece and self.on_text is not None:
+                    self.on_text(piece)
             if delta.get("reasoning_content"):
                 self.reasoning.append(delta["reasoning_content"])
             for pos, tc in enumerate(delta.get("tool_calls") or ()):
@@ -582,10 +579,14 @@ class _Accumulator:
         parse_error = None
         broken = self.interrupted or self.error is not None
         if broken:
-            pass  # keep the partial text; never hand out a half-received call
+            # never hand out a half-received call; keep the text the user saw
+            if self.answer is not None:
+                content = self.answer.emitted
+        elif self.protocol == "json" and self.finish_reason == "length" and self.answer.emitted:
+            content = self.answer.emitted  # an answer cut at max_tokens is still an answer
         elif self.protocol == "json":
             content, calls, parse_error = _parse_json_reply(raw, self.finish_reason)
-            if self.answer is not None and content and not calls and parse_error is None:
+            if self.on_text is not None and content and not calls and parse_error is None:
                 # emit what the incremental extraction missed (all of it for plain prose)
                 done = self.answer.emitted
                 rest = (

@@ -313,3 +313,44 @@ def test_turn_result_carries_each_calls_usage_and_timings(workspace):
         result = run_turn(make_agent(srv, workspace), "go", Events())
     assert len(result.calls) == 2
     assert all(c["timings"]["prompt_n"] and c["usage"]["prompt_tokens"] for c in result.calls)
+
+
+def test_json_answer_cut_at_max_tokens_is_shown_once_as_a_truncated_answer(workspace):
+    log = ListLog()
+    with ScriptedServer() as srv:
+        srv.enqueue(Stream(text_chunks(['{"answer": "Hello, this is a lo', "ng answer"])
+                           + final_chunks("length")))  # fmt: skip
+        agent = make_agent(srv, workspace, protocol="json", log=log)
+        events = Events()
+        result = run_turn(agent, "hi", events)
+        requests = len(srv.chat_requests())
+    assert requests == 1  # no retry: it was an answer, not a broken call
+    assert result.stop == "truncated" and result.answer == "Hello, this is a long answer"
+    assert "".join(events.texts) == result.answer  # streamed once
+    assert any("max_tokens" in n for n in events.notices)
+    assert [r["value"] for r in log.types("reward")] == [-0.5]
+
+
+def test_empty_answer_is_not_a_clean_success(workspace):
+    log = ListLog()
+    with ScriptedServer() as srv:
+        srv.enqueue(stream_text('{"answer": ""}'))
+        result = run_turn(make_agent(srv, workspace, protocol="json", log=log), "1+1?", Events())
+    assert result.stop == "empty_answer" and not result.ok
+    assert [r["value"] for r in log.types("reward")] == [-1.0]
+
+
+def test_an_interrupted_json_reply_leaves_no_invented_turn(workspace):
+    cancel_after_first = Events()
+    with ScriptedServer() as srv:
+        # a half-written tool call, then the user presses Ctrl-C
+        srv.enqueue(Stream(text_chunks(['{"tool": "write_file", "argu', 'ments": {"pa']) + final_chunks(),
+                           disconnect_after=1))  # fmt: skip
+        srv.enqueue(stream_text('{"answer": "fresh"}'))
+        agent = make_agent(srv, workspace, protocol="json")
+        first = run_turn(agent, "write it", cancel_after_first)
+        assert first.stop == "error"
+        assert agent.messages[-1] == {"role": "user", "content": "write it"}  # nothing invented
+        run_turn(agent, "again", Events())
+        wire = srv.chat_requests()[-1].json["messages"]
+    assert [m["role"] for m in wire] == ["system", "user", "user"]  # no assistant turn

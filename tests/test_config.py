@@ -150,3 +150,41 @@ def test_unusable_paths_and_names_are_exit_2_naming_the_key(tmp_path, env, key):
     )
     assert proc.returncode == 2 and key in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_invalid_yaml_names_line_and_column(tmp_path):
+    (tmp_path / "c.yaml").write_text("llm:\n  sampling: [1,\n")
+    with pytest.raises(ConfigError, match=r"line 3, column 1"):
+        config.load(tmp_path / "c.yaml", env={}, cwd=tmp_path)
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [("llm.sampling.temperature", -5.0), ("llm.sampling.max_tokens", 0), ("agent.max_steps", 0)],
+)
+def test_values_out_of_range_name_the_key(tmp_path, key, value):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        config.load(None, {key: value}, env={}, cwd=tmp_path)
+
+
+def test_a_directory_as_config_file_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="not a regular file"):
+        config.load(tmp_path, env={}, cwd=tmp_path)
+
+
+def test_json_without_q_is_a_usage_error(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "coder", "--json"], cwd=tmp_path,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert proc.returncode == 2 and "-q" in proc.stderr
+
+
+def test_export_takes_a_log_directory_and_refuses_a_directory_as_output(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "coder-20261101.jsonl").write_text("garbage\n")
+    run = lambda *a: subprocess.run([sys.executable, "-m", "coder", "export", *a], cwd=tmp_path,  # noqa: E731
+                                    capture_output=True, text=True)  # fmt: skip
+    ok = run("--format", "sft", str(logs), "-o", str(tmp_path / "out.jsonl"))
+    assert ok.returncode == 0 and "skipped 1 corrupt lines" in ok.stderr
+    bad = run("--format", "sft", str(logs), "-o", str(tmp_path))
+    assert bad.returncode == 2 and "is a directory" in bad.stderr
