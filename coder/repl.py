@@ -38,6 +38,7 @@ from rich.text import Text
 from coder import agent as agent_mod
 from coder import config as config_mod
 from coder import sessions
+from coder.logger import list_log_files
 from coder.render import RichSink, markdown
 from tools.workspace import WorkspaceError
 
@@ -455,12 +456,25 @@ class Commands:
             self.say(f"unknown format {fmt!r}; one of {', '.join(export.FORMATS)}", "yellow")
             return
         sid = self.rt.recorder.session_id
-        out = (
-            Path(parts[1]).expanduser() if len(parts) > 1 else Path(f"coder-{sid[:8]}-{fmt}.jsonl")
-        )
+        log_dir = Path(self.rt.logger.dir)
+        exports = log_dir / "exports"  # not the workspace: the model would list the files
+        name = f"coder-{sid[:8]}-{fmt}.jsonl"
+        out = exports / name
+        if len(parts) > 1:
+            out = Path(parts[1]).expanduser()
+            if out.is_dir() or parts[1].endswith("/"):
+                out = out / name
         self.rt.logger.flush()
-        stats = export.export([], fmt, out, session=sid, log_dir=self.rt.logger.dir)
-        self.say(f"exported {stats.rows} {fmt} rows of this session to {out}", "green")
+        # the logs themselves, not earlier exports kept under the log directory
+        logs = [p for p in list_log_files(log_dir) if not p.is_relative_to(exports)]
+        rows = export.export(logs, fmt, out, session=sid).rows if logs else 0
+        if rows == 0:
+            with contextlib.suppress(OSError):
+                out.unlink()
+            self.say(f"nothing to export: this session has no {fmt} rows yet (no file written)",
+                     "yellow")  # fmt: skip
+            return
+        self.say(f"exported {rows} {fmt} rows of this session to {out}", "green")
 
     def cmd_good(self, arg: str) -> None:
         """rate the last answer good (reward 1.0)"""

@@ -288,6 +288,25 @@ def test_export_writes_this_session(cfg, srv, tmp_path, monkeypatch):
     assert rows[0]["messages"][-1]["content"] == "an answer"
 
 
+def test_export_defaults_to_the_log_dir_skips_empty_files_and_takes_a_directory(
+    cfg, srv, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(cfg.tools.workspace)
+    srv.enqueue(stream_text("an answer"))
+    (tmp_path / "outdir").mkdir()
+    with repl_session(cfg) as s:
+        s.run(f"/export\ra question\r/export\r/export dpo\r/export sft {tmp_path / 'outdir'}\r"
+              "/export\r/exit\r")  # fmt: skip
+        sid = s.repl.rt.recorder.session_id
+        assert s.out.count("nothing to export") == 2 and "failed" not in s.out
+    assert sorted(os.listdir(cfg.tools.workspace)) == ["README.md"]
+    name = f"coder-{sid[:8]}-sft.jsonl"
+    exported = Path(cfg.logging.dir) / "exports" / name
+    assert sorted(os.listdir(exported.parent)) == [name]  # no empty dpo file
+    assert len(exported.read_text().splitlines()) == 1
+    assert len((tmp_path / "outdir" / name).read_text().splitlines()) == 1
+
+
 def test_undo_reverts_the_edit_and_tells_the_model(cfg, srv):
     edit = json.dumps({"path": "README.md", "old_text": "world", "new_text": "there"})
     srv.enqueue(stream_tool_calls([("replace_in_file", edit)]), stream_text("edited"),
@@ -314,7 +333,7 @@ def test_shell_needs_a_yes(cfg, srv, answer, ran):
     tool_msg = srv.chat_requests()[-1].json["messages"][-1]
     assert tool_msg["role"] == "tool"
     assert ("hi-there\n[exit code 0]" in tool_msg["content"]) is ran
-    assert ("did not approve" in tool_msg["content"]) is not ran
+    assert ("not approved" in tool_msg["content"]) is not ran
 
 
 def test_ctrl_c_at_the_approval_refuses_and_ends_the_turn(cfg, srv):
@@ -322,7 +341,7 @@ def test_ctrl_c_at_the_approval_refuses_and_ends_the_turn(cfg, srv):
     with repl_session(cfg) as s:
         s.run(f"run it\r{CTRL_C}/exit\r")
         assert "interrupted" in s.out
-        assert "did not approve" in s.messages[-1]["content"]
+        assert "not approved" in s.messages[-1]["content"]
         assert not s.repl.rt.cancel.is_set()
     assert len(srv.chat_requests()) == 1  # the model was not asked again
 
