@@ -251,3 +251,12 @@ def test_paths_that_look_like_options(repo):
     assert ok(ctx, "git_log", path="-n").endswith("Test: -n")
     assert "+dash" in ok(ctx, "git_show", path="--output=x")
     assert not (repo / "x").exists()
+
+
+def test_git_messages_lose_their_own_error_prefix(repo):
+    """git writes "fatal: ..." / "error: ..."; the model should see one "error: " only."""
+    ctx = ToolContext(workspace=Workspace(repo), approval="auto")
+    r = dispatch("git_add", {"paths": ["nope.txt"]}, ctx)
+    assert r.is_error
+    assert r.output.startswith("error: git add failed: pathspec 'nope.txt' did not match")
+    assert "fatal:" not in r.output and r.output.count("error:") == 1, r.output

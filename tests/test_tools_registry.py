@@ -163,3 +163,27 @@ def test_duration_leaves_out_the_wait_at_the_approval_prompt(tmp_path):
     ctx.approve = lambda name, what: (time.sleep(0.5), False)[1]
     r = dispatch("run_shell", {"command": "echo no"}, ctx)
     assert r.is_error and r.duration_ms < 300, r.duration_ms
+
+
+@pytest.mark.parametrize(
+    "message, shown",
+    [
+        ("error: not a git repository", "error: not a git repository"),
+        ("error: error: file not found", "error: file not found"),
+        ("fatal: bad object", "error: bad object"),
+        ("Error:  x", "error: x"),
+        ("errors were found", "error: errors were found"),
+        ("", "error: failed"),
+    ],
+)
+def test_error_results_have_one_prefix(ctx, message, shown):
+    def fail(ctx):
+        raise ToolError(message)
+
+    params = {"type": "object", "properties": {}, "additionalProperties": False}
+    try:
+        tools.register(Tool("_fail", "test", params, fail))
+        r = dispatch("_fail", {}, ctx)
+    finally:
+        tools.REGISTRY.pop("_fail", None)
+    assert r.is_error and r.output == shown

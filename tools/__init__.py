@@ -93,22 +93,29 @@ def dispatch(name: str, arguments: str | dict, ctx: ToolContext) -> ToolResult:
         tctx = replace(ctx, approve=timed_approve)
         output, is_error = _run(name, arguments, tctx), False
     except ToolError as e:
-        output, is_error = str(e) or "error", True
+        output, is_error = error_text(str(e)), True
     except KeyboardInterrupt:
         raise
     except Exception as e:  # the model gets a readable error instead of a crash
         from tools.workspace import WorkspaceError
 
         if isinstance(e, WorkspaceError):
-            output = f"error: {e}"
+            output = error_text(str(e))
         else:
-            output = f"error: {name} failed: {type(e).__name__}: {e}"
+            output = error_text(f"{name} failed: {type(e).__name__}: {e}")
         is_error = True
-    if is_error and not output.startswith("error"):
-        output = "error: " + output
     output = cap_text(output, ctx.max_output_bytes)
     elapsed = time.perf_counter() - start - waited[0]
     return ToolResult(output, is_error, max(0.0, elapsed) * 1000.0)
+
+
+_ERROR_PREFIX = re.compile(r"\A(?:\s*(?:error|fatal)\s*:)+\s*", re.IGNORECASE)
+
+
+def error_text(message: str) -> str:
+    """`message` as an error result: with one leading "error: ", however many (or "fatal: ",
+    as git writes) it had."""
+    return "error: " + (_ERROR_PREFIX.sub("", message) or "failed")
 
 
 def _run(name: str, arguments: str | dict, ctx: ToolContext) -> str:

@@ -9,7 +9,7 @@ import stat
 from pathlib import Path
 from typing import BinaryIO
 
-from tools import Tool, ToolContext, ToolError, object_schema, register
+from tools import Tool, ToolContext, ToolError, error_text, object_schema, register
 from tools.workspace import SKIP_DIRS, Workspace, compile_glob, file_kind
 
 MAX_LIST = 500  # entries shown by list_dir / find_files / tree
@@ -208,7 +208,7 @@ def read_files(ctx: ToolContext, paths: list[str]) -> str:
         try:
             body = _read(ctx.workspace, p, None, None, False, budget)
         except Exception as e:  # one bad path should not hide the others
-            body = f"error: {e}"
+            body = error_text(str(e))
         parts.append(f"==> {p} <==\n{body}")
     return "\n\n".join(parts)
 

@@ -14,6 +14,7 @@ itself: paths and revisions cannot reach the rest of the repository.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -78,12 +79,18 @@ def run_git(ctx: ToolContext, *args: str, hooks: bool = False) -> subprocess.Com
         raise ToolError(f"git {args[0]} timed out after {ctx.shell_timeout:g} s") from None
 
 
+def _message(text: str) -> str:
+    """git's own message without its "error: " / "fatal: " line prefixes: the tool result
+    gets one "error: " of its own."""
+    return re.sub(r"(?im)^(?:error|fatal): ?", "", text).strip()
+
+
 def _git(ctx: ToolContext, *args: str) -> str:
     """Output of a git command in the workspace; ToolError (with git's message) on failure.
     Call _repo first."""
     r = run_git(ctx, *args)
     if r.returncode != 0:
-        msg = r.stderr.strip() or r.stdout.strip() or f"exit code {r.returncode}"
+        msg = _message(r.stderr) or r.stdout.strip() or f"exit code {r.returncode}"
         raise ToolError(f"git {args[0]} failed: {msg}")
     return r.stdout.rstrip()
 
@@ -221,7 +228,7 @@ def git_commit(ctx: ToolContext, message: str, all: bool = False) -> str:
         args.insert(1, "-a")
     r = run_git(ctx, *args, hooks=True)
     if r.returncode != 0:
-        msg = (r.stdout.strip() + "\n" + r.stderr.strip()).strip()
+        msg = (r.stdout.strip() + "\n" + _message(r.stderr)).strip()
         if "nothing to commit" in msg or "no changes added" in msg:
             raise ToolError("nothing to commit: stage files with git_add first (or all=true)")
         raise ToolError(f"git commit failed: {msg}")
