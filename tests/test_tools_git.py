@@ -5,6 +5,7 @@ import subprocess
 import pytest
 
 from tools import ToolContext, dispatch
+from tools.git import in_repo
 from tools.workspace import Workspace
 
 ENV_ID = ["-c", "user.name=Test", "-c", "user.email=test@example.com"]
@@ -260,3 +261,21 @@ def test_git_messages_lose_their_own_error_prefix(repo):
     assert r.is_error
     assert r.output.startswith("error: git add failed: pathspec 'nope.txt' did not match")
     assert "fatal:" not in r.output and r.output.count("error:") == 1, r.output
+
+
+def test_in_repo(repo, tmp_path_factory, monkeypatch):
+    """For the runtime to offer git tools only where they can work."""
+    assert in_repo(repo) and in_repo(str(repo))
+    (repo / "sub" / "deeper").mkdir(parents=True)
+    assert in_repo(repo / "sub" / "deeper")
+    assert not in_repo(repo / ".git")  # git's own directory is not a work tree
+    assert not in_repo(repo / "missing")
+    plain = tmp_path_factory.mktemp("plain")
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(plain.parent))
+    assert not in_repo(plain)
+    (plain / ".git").mkdir()  # an empty .git directory is no repository
+    assert not in_repo(plain)
+    git(plain, "init", "-q")
+    assert in_repo(plain)
+    r = dispatch("git_status", {}, ToolContext(workspace=Workspace(plain)))
+    assert not r.is_error, r.output

@@ -85,6 +85,34 @@ def _message(text: str) -> str:
     return re.sub(r"(?im)^(?:error|fatal): ?", "", text).strip()
 
 
+def in_repo(workspace_root: str | os.PathLike[str]) -> bool:
+    """Whether `workspace_root` is inside a git work tree the git tools can use (for the
+    runtime to leave them out otherwise). With no `.git` in it or above it (and no GIT_DIR)
+    this answers without running git; otherwise git itself decides (GIT_CEILING_DIRECTORIES,
+    safe.directory, a bare layout, a broken `.git`, git not installed)."""
+    root = Path(workspace_root).resolve()
+    if not root.is_dir():
+        return False
+    if "GIT_DIR" not in os.environ and not any(
+        (d / ".git").exists() for d in (root, *root.parents)
+    ):
+        return False
+    try:
+        r = subprocess.run(
+            ["git", *_GLOBAL, *_NO_HOOKS, "rev-parse", "--is-inside-work-tree"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            stdin=subprocess.DEVNULL,
+            timeout=10,
+            env={**os.environ, **_ENV},
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return r.returncode == 0 and r.stdout.strip() == "true"
+
+
 def _git(ctx: ToolContext, *args: str) -> str:
     """Output of a git command in the workspace; ToolError (with git's message) on failure.
     Call _repo first."""
