@@ -306,7 +306,10 @@ def connect(cfg: Config, log_dir: Path, notify: Notify = lambda m: None) -> Serv
         return server
     if p.state == "ready":
         check_model_matches(cfg, p.props, ep)
-        return Server(ep, managed=False, props=p.props)
+        server = Server(ep, managed=False, props=p.props)
+        if cfg.llm.auto_manage and is_local(ep):
+            watch(server, cfg, Path(log_dir), notify)
+        return server
     if p.state == "foreign":
         raise ServerError(
             f"{ep.address} is held by something that is not a llama.cpp server ({p.detail}); "
@@ -316,12 +319,16 @@ def connect(cfg: Config, log_dir: Path, notify: Notify = lambda m: None) -> Serv
         raise ServerError(
             f"no model server answers at {ep.base_url} ({p.detail}) and llm.auto_manage is off"
         )
-    if ep.host not in ("127.0.0.1", "localhost", "::1") and ep.host != cfg.llm.server.host:
+    if not is_local(ep) and ep.host != cfg.llm.server.host:
         raise ServerError(
             f"no server answers at {ep.base_url}, and coder only starts one on this machine; "
             f"start it there or set llm.base_url to http://127.0.0.1:PORT/v1"
         )
     return start(cfg, log_dir, notify)
+
+
+def is_local(ep: Endpoint) -> bool:
+    return ep.host in ("127.0.0.1", "localhost", "::1")
 
 
 def check_model_matches(cfg: Config, props: dict, ep: Endpoint) -> None:
@@ -337,66 +344,92 @@ def check_model_matches(cfg: Config, props: dict, ep: Endpoint) -> None:
 def start(
     cfg: Config, log_dir: Path, notify: Notify = lambda m: None, detached: bool = False
 ) -> Server:
+    server = Server(endpoint(cfg), managed=True)
+    launch(server, cfg, Path(log_dir), notify, detached)
+    if not detached:
+        watch(server, cfg, Path(log_dir), notify)
+    return server
+
+
+def launch(
+    server: Server, cfg: Config, log_dir: Path, notify: Notify, detached: bool = False
+) -> None:
+    """Start a llama.cpp server process for `server` and wait until it is ready."""
     from coder import provision
 
-    ep = endpoint(cfg)
     model = resolve_model(cfg, notify)
     try:
         choice = provision.choose_server(cfg.llm.server.binary)
     except provision.ProvisionError as exc:
         raise ServerError(str(exc)) from None
-    command = build_command(cfg, choice.command, model)
-    log_path = Path(log_dir) / LOG_NAME
-    server = Server(
-        ep, managed=True, command=command, model=model, env=server_env(cfg), log_path=log_path
+    server.command = build_command(cfg, choice.command, model)
+    server.model, server.env, server.log_path = model, server_env(cfg), log_dir / LOG_NAME
+    notify(
+        f"starting llama.cpp server on {server.endpoint.address} ({choice.kind}) "
+        f"with {Path(model).name}"
     )
-    notify(f"starting llama.cpp server on {ep.address} ({choice.kind}) with {Path(model).name}")
-    server.proc = spawn(command, log_path, server.env, detached=detached)
+    server.proc = spawn(server.command, server.log_path, server.env, detached=detached)
+    server.managed = True
     try:
         server.props = wait_ready(server, cfg.llm.startup_timeout, cfg.llm.api_key)
     except BaseException:
         kill_group(server.proc)
         raise
-    if not detached:
-        watch(server, cfg, notify)
-    return server
 
 
 def stop(server: Server | None) -> None:
     """Stop a server coder started; a reused one is left alone."""
-    if server is None or not server.managed:
+    if server is None:
         return
     server._stopping.set()
-    kill_group(server.proc)
+    if server.managed:
+        kill_group(server.proc)
 
 
-def watch(server: Server, cfg: Config, notify: Notify, max_restarts: int = 3) -> None:
-    """Restart a managed server that dies mid-session, with backoff and bounded retries."""
+def watch(
+    server: Server, cfg: Config, log_dir: Path, notify: Notify, max_restarts: int = 3
+) -> None:
+    """Keep a server available for the session, with backoff and bounded retries.
+
+    A managed server that dies is restarted. A reused one (say, started by another coder
+    session that has since exited) that goes away is replaced by one of our own, when
+    llm.auto_manage allows; if another session got there first, that one is reused.
+    """
+
+    def refused() -> bool:  # a busy server is slow, not gone: only a refusal counts
+        p = probe(server.endpoint.root, cfg.llm.api_key, timeout=2.0)
+        return p.state == "down" and "refused" in p.detail.lower()
+
+    def gone() -> bool:
+        if server.managed:
+            return server.proc is not None and server.proc.poll() is not None
+        return refused() and not server._stopping.wait(0.5) and refused()
 
     def run() -> None:
         failures = 0
-        while not server._stopping.is_set():
-            proc = server.proc
-            if proc is None or proc.poll() is None:
-                server._stopping.wait(0.25)
+        while not server._stopping.wait(0.25 if server.managed else 1.0):
+            if not gone():
                 continue
             if failures >= max_restarts:
-                notify(
-                    f"llama-server keeps dying; gave up after {max_restarts} restarts. See {server.log_path}"
-                )
+                notify(f"the model server keeps failing; gave up after {max_restarts} tries")
                 return
             failures += 1
-            notify(
-                f"llama-server on {server.endpoint.address} died (exit {proc.returncode}); "
-                f"restarting ({failures}/{max_restarts})"
-            )
-            server._stopping.wait(0.5 * 2 ** (failures - 1))
-            if server._stopping.is_set():
+            if server.managed:
+                notify(
+                    f"llama-server on {server.endpoint.address} died (exit {server.proc.returncode}); "
+                    f"restarting ({failures}/{max_restarts})"
+                )
+            else:
+                notify(f"the llama.cpp server on {server.endpoint.address} went away; starting one")
+            if server._stopping.wait(0.5 * 2 ** (failures - 1)):
                 return
-            server.proc = spawn(server.command, server.log_path, server.env)
             try:
-                server.props = wait_ready(server, cfg.llm.startup_timeout, cfg.llm.api_key)
+                launch(server, cfg, log_dir, notify)
             except ServerError as exc:
+                if probe(server.endpoint.root, cfg.llm.api_key).state == "ready":
+                    server.managed, server.proc = False, None  # another session was quicker
+                    notify(f"reusing the llama.cpp server on {server.endpoint.address}")
+                    continue
                 notify(str(exc).splitlines()[0])
                 continue
             server.restarts += 1

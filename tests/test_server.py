@@ -332,3 +332,29 @@ def test_stop_never_kills_a_recycled_pid(tmp_path, monkeypatch):
         assert victim.poll() is None
     finally:
         victim.kill()
+
+
+def test_a_reused_server_that_goes_away_is_replaced(tmp_path, model_path):
+    # session A started a server; session B reuses it; A exits and takes it along
+    port = free_port()
+    cfg = cfg_for(tmp_path, port)
+    cmd = server.build_command(cfg, [sys.executable, "-m", "coder.engine"], str(model_path))
+    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    messages: list[str] = []
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", first)
+        s = server.connect(cfg, tmp_path / "logs", messages.append)
+        assert not s.managed
+        first.terminate()
+        first.wait(10)
+        deadline = time.monotonic() + 60
+        while s.restarts == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert s.managed and s.restarts == 1, messages
+        assert any("went away" in m for m in messages)
+        assert server.probe(s.endpoint.root).state == "ready"
+    finally:
+        if first.poll() is None:
+            first.kill()
+        server.stop(s)
+    assert wait_gone(port) == []  # ours now, so ours to stop
