@@ -48,6 +48,7 @@ LIVE_KEYS = (
     "llm.sampling.",
     "llm.tool_protocol",
     "agent.max_steps",
+    "agent.tools",
     "tools.shell.",
     "logging.logprobs",
     "repl.sessions_dir",
@@ -357,7 +358,7 @@ class Commands:
             current = config_mod.get_key(cfg, key)
             data = _redacted_value(key, current, cfg)
         else:
-            config_mod.set_key(cfg, key, value, source="/config", from_text=True)
+            set_config_text(cfg, key, value)
             self._apply_config(key)
             shown = _redacted_value(key, config_mod.get_key(cfg, key), cfg)
             live = key.startswith(LIVE_KEYS)
@@ -374,6 +375,7 @@ class Commands:
 
     def _apply_config(self, key: str) -> None:
         cfg, ctx = self.repl.cfg, self.agent.tool_ctx
+        self.agent.tool_names = cfg.agent.tools  # the agent offers these from its next call
         ctx.approval = cfg.tools.shell.approval
         ctx.shell_timeout = cfg.tools.shell.timeout
         ctx.max_output_bytes = cfg.tools.shell.max_output_bytes
@@ -533,6 +535,54 @@ USAGE = {
     "export": "[FORMAT [FILE]]",
     "reward": "N",
 }
+
+
+def set_config_text(cfg: config_mod.Config, key: str, text: str) -> None:
+    """/config KEY VALUE: VALUE is YAML (`[a, b]`, `null`, `0.7`); a list may also be
+    written `a,b` or `a b`. Nothing changes unless the whole config stays valid."""
+    import copy
+
+    import yaml
+
+    from coder.runtime import offered_tools
+
+    config_mod.get_key(cfg, key)  # an unknown key fails here, naming it
+    try:
+        value: Any = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = text
+    if value is None and text.strip().lower() not in ("null", "~", "none"):
+        value = text  # e.g. "#abc": a YAML comment, not a null
+    if isinstance(value, str) and _is_list_key(cfg, key):
+        value = [w for w in re.split(r"[,\s]+", value) if w]
+
+    def apply(target: config_mod.Config) -> None:
+        try:
+            config_mod.set_key(target, key, value, "/config", from_text=isinstance(value, str))
+        except config_mod.ConfigError:
+            if isinstance(value, str | list | dict):
+                raise
+            # a string key given e.g. 123 or true: take the text as written
+            config_mod.set_key(target, key, text, source="/config", from_text=True)
+
+    trial = copy.deepcopy(cfg)
+    apply(trial)
+    config_mod.check_ranges(trial)
+    offered_tools(trial)
+    apply(cfg)
+
+
+def _is_list_key(cfg: config_mod.Config, key: str) -> bool:
+    import typing
+
+    *parents, last = key.split(".")
+    obj: Any = cfg
+    for part in parents:
+        obj = getattr(obj, part)
+    if not hasattr(obj, "__dataclass_fields__"):
+        return False
+    hint = typing.get_type_hints(type(obj)).get(last)
+    return any(typing.get_origin(h) is list for h in (hint, *typing.get_args(hint)))
 
 
 def _redacted_value(key: str, value: Any, cfg: config_mod.Config) -> Any:

@@ -244,6 +244,25 @@ def test_config_show_get_set(cfg, srv):
     assert srv.chat_requests()[-1].json["temperature"] == 0.7
 
 
+def test_config_values_are_yaml_and_agent_tools_are_checked(cfg, srv):
+    srv.enqueue(stream_text("ok"))
+    with repl_session(cfg) as s:
+        s.run("/config agent.tools [read_file]\r/config agent.tools read_file,list_dir\r"
+              "/config agent.tools [read_file, nope]\r/config llm.sampling.top_p 5\r"
+              "/config llm.server.alias 123\r/config agent.system_prompt null\rhi\r/exit\r")  # fmt: skip
+        assert "unknown tool 'nope' (known: " in s.out and "'llm.sampling.top_p' must be" in s.out
+        assert cfg.agent.tools == ["read_file", "list_dir"]  # the bad values changed nothing
+        assert s.repl.rt.agent.tool_names == ["read_file", "list_dir"]
+        assert cfg.llm.sampling.top_p == 0.95 and cfg.llm.server.alias == "123"
+        assert cfg.agent.system_prompt is None
+        s.run("/config agent.tools [read_file]\r/exit\r")
+        assert cfg.agent.tools == ["read_file"]
+        lines = [ln for ln in s.out.splitlines() if ln.startswith("agent.tools = ")]
+        assert len(lines) == 3 and not any("next start" in ln for ln in lines)  # applied now
+    offered = [t["function"]["name"] for t in srv.chat_requests()[-1].json["tools"]]
+    assert offered == ["read_file", "list_dir"]
+
+
 def test_rewards_go_to_the_log(cfg, srv):
     srv.enqueue(stream_text("answer"))
     with repl_session(cfg) as s:
