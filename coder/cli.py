@@ -376,7 +376,7 @@ class PlainSink:
 
     def tool_result(self, call, result) -> None:
         first = (result.output.strip().splitlines() or [""])[0][:120]
-        print(f"  {'error: ' if result.is_error else ''}{first}", file=sys.stderr)
+        print(f"  {first}", file=sys.stderr)  # an error's output says so itself
 
     def notice(self, message: str) -> None:
         print(f"coder: {message}", file=sys.stderr)

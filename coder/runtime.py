@@ -47,13 +47,13 @@ def workspace_root(cfg: Config) -> Path:
 @contextlib.contextmanager
 def open_runtime(
     cfg: Config,
-    approve: Callable[[str, str], bool],
+    approve: Callable[[str, str], bool | str],
     notify: Callable[[str], None],
     end_reason: list[str] | None = None,
 ) -> Iterator[Runtime]:
     """Yield a ready Runtime; `end_reason[0]` (set by the caller) goes into session_end."""
     root = workspace_root(cfg)
-    tool_names = offered_tools(cfg)
+    tool_names = offered_tools(cfg, root)
     system = {"role": "system", "content": system_prompt(cfg)}  # a bad path fails before the server
     try:
         logger = Logger(
@@ -125,14 +125,19 @@ def open_runtime(
         logger.close()
 
 
-def offered_tools(cfg: Config) -> list[str] | None:
+def offered_tools(cfg: Config, root: Path | None = None) -> list[str] | None:
+    """agent.tools, checked; by default every tool, less git's outside a repository
+    (a small model keeps calling them there)."""
     import tools
+    from tools.git import in_repo
 
     unknown = [name for name in cfg.agent.tools or [] if name not in tools.REGISTRY]
     if unknown:
         known = ", ".join(sorted(tools.REGISTRY))
         raise ConfigError(f"agent.tools: unknown tool {unknown[0]!r} (known: {known})")
-    return cfg.agent.tools
+    if cfg.agent.tools is not None or root is None or in_repo(root):
+        return cfg.agent.tools
+    return [name for name in tools.REGISTRY if not name.startswith("git_")]
 
 
 def model_identity(props: dict, cfg: Config) -> dict:

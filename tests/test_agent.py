@@ -354,3 +354,17 @@ def test_an_interrupted_json_reply_leaves_no_invented_turn(workspace):
         run_turn(agent, "again", Events())
         wire = srv.chat_requests()[-1].json["messages"]
     assert [m["role"] for m in wire] == ["system", "user", "user"]  # no assistant turn
+
+
+def test_git_tools_are_offered_only_inside_a_repository(tmp_path):
+    import subprocess
+
+    from coder.runtime import offered_tools
+
+    cfg = Config()
+    outside = offered_tools(cfg, tmp_path)
+    assert "read_file" in outside and not any(n.startswith("git_") for n in outside)
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    assert offered_tools(cfg, tmp_path) is None  # everything
+    cfg.agent.tools = ["git_status"]
+    assert offered_tools(cfg, tmp_path / "nowhere") == ["git_status"]  # the user's choice stands
