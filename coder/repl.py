@@ -310,13 +310,20 @@ class Commands:
         if not found:
             self.say(f"no saved sessions in {self.repl.sessions_dir}", "dim")
             return
-        table = Table(box=None, padding=(0, 2), show_edge=False)
-        for col in ("name", "saved", "messages", "first message"):
-            table.add_column(col, style="bold" if col == "name" else None, no_wrap=True)
+        # name and date stay whole (/load takes the name); the first message gets the rest
+        name_w = max(4, *(len(s.name) for s in found))
+        first_w = self.out.width - name_w - len("2025-01-01 00:00") - len("messages") - 3 * 4
+        table = Table(box=None, padding=(0, 2), show_edge=False, pad_edge=False)
+        table.add_column("name", style="bold", no_wrap=True, min_width=name_w)
+        table.add_column("saved", no_wrap=True, min_width=16)
+        table.add_column("messages", no_wrap=True, justify="right")
+        if first_w >= 12:
+            table.add_column("first message", no_wrap=True, overflow="ellipsis", max_width=first_w)
         for s in found:
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.updated)) if s.updated else "?"
-            first = Text(f"({s.error})", style="red") if s.error else Text(s.first_user[:60])
-            table.add_row(s.name, when, str(s.messages) if not s.error else "-", first)
+            first = Text(f"({s.error})", style="red") if s.error else Text(s.first_user[:500])
+            cells = [s.name, when, str(s.messages) if not s.error else "-", first]
+            table.add_row(*cells[: len(table.columns)])
         self.out.print(table)
 
     def cmd_delete(self, arg: str) -> None:

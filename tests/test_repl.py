@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -83,8 +84,8 @@ class Session:
 
 
 @contextlib.contextmanager
-def repl_session(cfg: Config, history=None):
-    console = Console(file=io.StringIO(), width=120, color_system=None)
+def repl_session(cfg: Config, history=None, width: int = 120):
+    console = Console(file=io.StringIO(), width=width, color_system=None)
     holder: dict[str, Repl] = {}
     with create_pipe_input() as pipe:
         approve = lambda name, what: holder["repl"].approve(name, what)  # noqa: E731
@@ -204,6 +205,21 @@ def test_save_clear_load_restores_the_history(cfg, srv):
         assert "s1" in s.repl.toolbar()
         s.run("/delete s1\r/load s1\r/exit\r")
         assert "deleted s1" in s.out and "no session named 's1'" in s.out
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_sessions_keeps_names_and_dates_whole(cfg, width):
+    name = "refactor-the-logger-and-the-export-pipeline"
+    long_first = "please fix the flaky tests in the repl module and then the renderer " * 3
+    sessions.save(cfg.repl.sessions_dir, name, [{"role": "user", "content": long_first}])
+    sessions.save(cfg.repl.sessions_dir, "s2", [{"role": "user", "content": "short"}])
+    with repl_session(cfg, width=width) as s:
+        s.run("/sessions\r/exit\r")
+        rows = [ln for ln in s.out.splitlines() if ln.startswith(name)]
+    assert len(rows) == 1 and len(rows[0]) <= width
+    assert re.search(r"\b\d{4}-\d\d-\d\d \d\d:\d\d\b", rows[0])
+    if width == 120:  # at 80 no room is left for it
+        assert "please fix" in rows[0] and rows[0].rstrip().endswith("…")
 
 
 def test_load_of_a_corrupt_or_newer_file_changes_nothing(cfg, srv):
