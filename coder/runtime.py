@@ -92,6 +92,8 @@ def open_runtime(
             max_output_bytes=cfg.tools.shell.max_output_bytes,
             cancel=cancel,
         )
+        for warning in server_warnings(cfg, client.props()):
+            notify(warning)
         agent = Agent(
             client=client,
             config=cfg,
@@ -123,6 +125,25 @@ def open_runtime(
         if started:
             recorder.session_end(reason[0])
         logger.close()
+
+
+def server_warnings(cfg: Config, props: dict) -> list[str]:
+    """What about the server the user should know before the first request."""
+    out = []
+    caps = props.get("chat_template_caps") or {}
+    if cfg.llm.tool_protocol == "native" and caps.get("supports_tools") is False:
+        out.append(
+            "llm.tool_protocol is native, but the server's chat template drops tools: the model "
+            "will not see them (use auto, or llm.server.chat_template_file: "
+            "prompts/chatml-tools.jinja)"
+        )
+    n_ctx = (props.get("default_generation_settings") or {}).get("n_ctx")
+    if n_ctx and n_ctx != cfg.llm.server.ctx_size:
+        out.append(
+            f"the server's context is {n_ctx} tokens (llm.server.ctx_size "
+            f"{cfg.llm.server.ctx_size} applies only to a server coder starts)"
+        )
+    return out
 
 
 def offered_tools(cfg: Config, root: Path | None = None) -> list[str] | None:

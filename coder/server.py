@@ -137,7 +137,7 @@ def build_command(cfg: Config, program: list[str], model_path: str) -> list[str]
     cmd += ["--cache-type-k", s.cache_type_k, "--cache-type-v", s.cache_type_v]
     cmd += ["--jinja"] if s.jinja else ["--no-jinja"]
     if s.chat_template_file:
-        cmd += ["--chat-template-file", str(Path(s.chat_template_file).expanduser())]
+        cmd += ["--chat-template-file", template_path(s.chat_template_file)]
     if s.threads:
         cmd += ["-t", str(s.threads)]
     if s.n_gpu_layers is not None:
@@ -159,6 +159,21 @@ def server_env(cfg: Config) -> dict[str, str]:
     if cfg.llm.api_key:
         env[API_KEY_ENV] = cfg.llm.api_key
     return env
+
+
+def template_path(name: str) -> str:
+    """llm.server.chat_template_file: a path, or a template coder ships (prompts/...)."""
+    from coder import resources
+
+    path = Path(name).expanduser()
+    if path.is_file():
+        return str(path)
+    for shipped in (f"prompts/{path.name}", path.name):
+        try:
+            return str(resources.path(shipped))
+        except FileNotFoundError:
+            pass
+    raise ConfigError(f"llm.server.chat_template_file: no such file: {path}")
 
 
 def redact(cmd: list[str]) -> list[str]:

@@ -368,3 +368,16 @@ def test_git_tools_are_offered_only_inside_a_repository(tmp_path):
     assert offered_tools(cfg, tmp_path) is None  # everything
     cfg.agent.tools = ["git_status"]
     assert offered_tools(cfg, tmp_path / "nowhere") == ["git_status"]  # the user's choice stands
+
+
+def test_server_warnings_for_forced_native_and_a_different_context():
+    from coder.runtime import server_warnings
+
+    cfg = Config()
+    props = {"chat_template_caps": {"supports_tools": False},
+             "default_generation_settings": {"n_ctx": 8192}}  # fmt: skip
+    assert server_warnings(cfg, props) == []  # auto: json covers the missing tool support
+    cfg.llm.tool_protocol = "native"
+    props["default_generation_settings"]["n_ctx"] = 2048
+    warnings = server_warnings(cfg, props)
+    assert len(warnings) == 2 and "drops tools" in warnings[0] and "2048" in warnings[1]

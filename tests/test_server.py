@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from coder import config, engine, server
-from coder.config import Config, Sampling
+from coder.config import Config, ConfigError, Sampling
 from coder.llm import Client
 from tests.conftest import free_port, wait_healthy
 
@@ -77,8 +77,10 @@ def cfg_for(tmp_path: Path, port: int, **server_keys) -> Config:
 
 
 def test_every_flag_the_builder_emits_parses_in_the_engine(tmp_path):
+    template = tmp_path / "t.jinja"
+    template.write_text("{{ messages }}")
     cfg = cfg_for(
-        tmp_path, 8099, threads=2, n_gpu_layers=0, n_cpu_moe=1, chat_template_file="t.jinja"
+        tmp_path, 8099, threads=2, n_gpu_layers=0, n_cpu_moe=1, chat_template_file=str(template)
     )
     cfg.llm.api_key = "secret"
     cmd = server.build_command(cfg, [], "/m.gguf")
@@ -90,6 +92,16 @@ def test_every_flag_the_builder_emits_parses_in_the_engine(tmp_path):
     assert engine.parse_args(server.build_command(cfg, [], "/m.gguf")).jinja is False
     # the key travels in the environment, never on the command line (ps shows argv)
     assert "secret" not in cmd and server.server_env(cfg)[server.API_KEY_ENV] == "secret"
+
+
+def test_chat_template_file_may_name_a_shipped_template(tmp_path):
+    # relative paths in a config file are anchored to it; the shipped one is found anyway
+    cfg = cfg_for(tmp_path, 8099, chat_template_file=str(tmp_path / "prompts/chatml-tools.jinja"))
+    cmd = server.build_command(cfg, [], "/m.gguf")
+    assert Path(cmd[cmd.index("--chat-template-file") + 1]).read_text().startswith("{#- ChatML")
+    cfg.llm.server.chat_template_file = str(tmp_path / "missing.jinja")
+    with pytest.raises(ConfigError, match="llm.server.chat_template_file"):
+        server.build_command(cfg, [], "/m.gguf")
 
 
 def test_managed_server_with_api_key_requires_it_and_keeps_it_off_argv(tmp_path):
