@@ -256,11 +256,14 @@ def render_block(block: Block, theme: str = CODE_THEME) -> RenderableType:
     return _Trimmed(markdown(block.text, theme))
 
 
-def diff_text(before: str, after: str, path: str, max_lines: int = MAX_DIFF_LINES) -> Text:
-    """A coloured unified diff, cut after `max_lines` lines."""
+def diff_text(
+    before: str, after: str, path: str, max_lines: int = MAX_DIFF_LINES, new: bool = False
+) -> Text:
+    """A coloured unified diff, cut after `max_lines` lines; `new`: a file just created."""
+    old_name = "/dev/null" if new else f"a/{path}"
     lines = list(
         difflib.unified_diff(
-            before.splitlines(), after.splitlines(), f"a/{path}", f"b/{path}", n=2, lineterm=""
+            before.splitlines(), after.splitlines(), old_name, f"b/{path}", n=2, lineterm=""
         )
     )
     out = Text()
@@ -364,6 +367,7 @@ class RichSink:
         self._spinner = Spinner("dots", text="thinking", style="cyan")
         self._label = "thinking"
         self._before: dict[str, str | None] = {}  # call id -> file text before an edit
+        self._created: set[str] = set()  # call ids whose file did not exist before
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -420,6 +424,7 @@ class RichSink:
     def tool_result(self, call: Any, result: Any) -> None:
         self.console.print(self._tool_panel(call, result))
         self._before.pop(call.id, None)
+        self._created.discard(call.id)
         self.phase = "model"
         self._set_label("thinking")
 
@@ -491,8 +496,11 @@ class RichSink:
             return None
         p = target[1]
         try:
-            if not p.is_file():
+            if not p.exists():
+                self._created.add(call.id)
                 return ""  # a new file: the whole content is the change
+            if not p.is_file():
+                return None
             if p.stat().st_size > MAX_DIFF_FILE_BYTES:
                 return None
             return p.read_text(encoding="utf-8", errors="replace")
@@ -510,7 +518,7 @@ class RichSink:
             except OSError:
                 after = None
             if after is not None:
-                return diff_text(before, after, target[0])
+                return diff_text(before, after, target[0], new=call.id in self._created)
         # no workspace to look at: show the change the arguments ask for
         if call.name == "replace_in_file":
             old, new = args.get("old_text"), args.get("new_text")

@@ -10,6 +10,7 @@ docstring's first line is its /help line.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
 import math
 import os
@@ -367,7 +368,7 @@ class Commands:
         else:
             set_config_text(cfg, key, value)
             self._apply_config(key)
-            shown = _redacted_value(key, config_mod.get_key(cfg, key), cfg)
+            shown = yaml_inline(_redacted_value(key, config_mod.get_key(cfg, key), cfg))
             live = key.startswith(LIVE_KEYS)
             self.say(
                 f"{key} = {shown}"
@@ -391,7 +392,7 @@ class Commands:
         """show the model, its server and the sampling settings"""
         rt, cfg = self.rt, self.repl.cfg
         props = getattr(rt.server, "props", None) or {}
-        s = cfg.llm.sampling
+        s = {k: yaml_inline(v) for k, v in dataclasses.asdict(cfg.llm.sampling).items()}
         rows = [
             ("model", self.repl.model_name()),
             ("file", props.get("model_path") or cfg.llm.server.model_path or "?"),
@@ -401,8 +402,8 @@ class Commands:
             ("tools", rt.client.resolve_protocol(cfg.llm.tool_protocol) + " protocol"),
             (
                 "sampling",
-                f"temperature {s.temperature}, top_p {s.top_p}, top_k {s.top_k}, "
-                f"max_tokens {s.max_tokens}, seed {s.seed}",
+                f"temperature {s['temperature']}, top_p {s['top_p']}, top_k {s['top_k']}, "
+                f"max_tokens {s['max_tokens']}, seed {s['seed']}",
             ),
         ]
         table = Table.grid(padding=(0, 2))
@@ -418,7 +419,7 @@ class Commands:
         table = Table.grid(padding=(0, 2))
         for schema in self.agent.tools:
             name = schema["function"]["name"]
-            desc = (schema["function"].get("description") or "").split(". ")[0].rstrip(".")
+            desc = schema["function"].get("description") or ""  # short; cutting hits "e.g."
             tool = toolbox.REGISTRY.get(name)
             note = f" [approval: {approval}]" if tool is not None and tool.needs_approval else ""
             table.add_row(Text(name, style="bold"), Text(desc + note))
@@ -592,13 +593,19 @@ def _is_list_key(cfg: config_mod.Config, key: str) -> bool:
     return any(typing.get_origin(h) is list for h in (hint, *typing.get_args(hint)))
 
 
+def yaml_inline(value: Any) -> str:
+    """A value as YAML writes it on one line: null, true, [a, b], not Python's None."""
+    import yaml
+
+    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=1 << 16)
+    return text.strip().removesuffix("...").strip()
+
+
 def _redacted_value(key: str, value: Any, cfg: config_mod.Config) -> Any:
     if key in ("llm", "llm.api_key") or key == "":
         data = config_mod.as_dict(cfg)
         return data["llm"] if key == "llm" else data["llm"]["api_key"]
     if hasattr(value, "__dataclass_fields__"):
-        import dataclasses
-
         return dataclasses.asdict(value)
     return value
 

@@ -149,7 +149,8 @@ def test_edits_show_a_unified_diff_of_the_real_change(tmp_path):
     sink.tool_call(new)
     (tmp_path / "new.txt").write_text("hello\n")
     sink.tool_result(new, ToolResult("created new.txt", False, 1))
-    assert "+hello" in c.file.getvalue()
+    assert "+hello" in c.file.getvalue() and "--- /dev/null" in c.file.getvalue()
+    assert "+++ b/new.txt" in c.file.getvalue() and "--- a/new.txt" not in c.file.getvalue()
 
 
 def test_without_a_workspace_the_diff_comes_from_the_arguments():

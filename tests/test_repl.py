@@ -311,6 +311,14 @@ def test_stats_model_tools_and_toolbar_cache_rate(cfg, srv):
         assert "75% hit (30 cached, 10 evaluated)" in s.out
         assert "dropped" in s.out and "read_file" in s.out and "4096" in s.out
         assert "cache 75%" in s.repl.toolbar()
+        assert "seed null" in s.out and "None" not in s.out
+        # whole descriptions: no cut at "e.g."
+        assert 'ext filters files, e.g. "py"' in " ".join(s.out.split())
+    with repl_session(cfg) as s:
+        s.run("/config llm.sampling.seed null\r/config logging.logprobs false\r"
+              "/config agent.tools [read_file]\r/config llm.sampling.seed\r/exit\r")  # fmt: skip
+        assert "llm.sampling.seed = null" in s.out and "logging.logprobs = false" in s.out
+        assert "agent.tools = [read_file]" in s.out and "None" not in s.out
 
 
 def test_export_writes_this_session(cfg, srv, tmp_path, monkeypatch):
