@@ -360,6 +360,7 @@ class RichSink:
         self.refresh_per_second = refresh_per_second
         self.use_live = live
         self.streamed = False  # any answer text printed since start()
+        self.notices: list[str] = []  # notices shown since start()
         self.phase = "idle"  # idle | model | tool | paused
         self._stream = MarkdownStream()
         self._lock = threading.RLock()
@@ -373,6 +374,7 @@ class RichSink:
 
     def start(self, label: str = "thinking") -> None:
         self.streamed = False
+        self.notices = []
         self.phase = "model"
         self._set_label(label)
         self._stream = MarkdownStream()
@@ -430,6 +432,7 @@ class RichSink:
 
     def notice(self, message: str) -> None:
         self._flush_stream()  # keeps the order: text so far, then the notice
+        self.notices.append(message)
         self.console.print(Text(message, style="yellow"), soft_wrap=True)
 
     # -- internals -------------------------------------------------------------

@@ -866,8 +866,14 @@ class Repl:
         self.stats.turns += 1
         for call in result.calls:
             self.stats.observe_call(call["usage"], call["timings"])
-        if result.stop == "answer" and result.answer and not self.sink.streamed:
+        if result.stop in ("answer", "truncated") and result.answer and not self.sink.streamed:
             self.console.print(markdown(result.answer))
+        if result.stop == "truncated":
+            # the agent may have said so already (a notice naming the key)
+            if not any("max_tokens" in n for n in self.sink.notices):
+                self.console.print(Text("(cut at llm.sampling.max_tokens)", style="yellow"))
+        elif result.stop == "empty_answer":
+            self.console.print(Text("(empty answer)", style="dim"))
         elif result.stop == "interrupted":
             self.console.print(Text("interrupted", style="yellow"))
         elif result.stop in ("error", "too_long"):

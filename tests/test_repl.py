@@ -303,6 +303,20 @@ def test_an_interrupted_turn_cannot_be_rated(cfg, srv):
     assert [(r["value"], r["turn"]) for r in rewards] == [(1.0, 2)]
 
 
+def test_empty_and_truncated_answers_are_marked(cfg, srv, monkeypatch):
+    srv.enqueue(stream_text(""), stream_text("a long answer that was", finish_reason="length"),
+                stream_text("cut again", finish_reason="length"))  # fmt: skip
+    with repl_session(cfg) as s:
+        s.run("one\rtwo\r/exit\r")
+        assert s.repl.last_result.stop == "truncated"
+        assert "(empty answer)" in s.out and "a long answer that was" in s.out
+        assert s.out.count("max_tokens") == 1  # one note, whoever writes it
+        # without the agent's notice the REPL still says so
+        monkeypatch.setattr(s.repl.sink, "notice", lambda message: None)
+        s.run("three\r/exit\r")
+        assert "cut again" in s.out and "(cut at llm.sampling.max_tokens)" in s.out
+
+
 def test_stats_model_tools_and_toolbar_cache_rate(cfg, srv):
     timings = {**TIMINGS, "cache_n": 30, "prompt_n": 10}
     srv.enqueue(Stream(text_chunks("hi") + final_chunks(timings=timings)))
