@@ -382,8 +382,11 @@ class Commands:
         self.out.print(Text(text))
 
     def _apply_config(self, key: str) -> None:
+        from coder.runtime import offered_tools
+
         cfg, ctx = self.repl.cfg, self.agent.tool_ctx
-        self.agent.tool_names = cfg.agent.tools  # the agent offers these from its next call
+        if key in ("agent", "agent.tools"):  # offered from the agent's next call
+            self.agent.tool_names = offered_tools(cfg, self.repl.root)
         ctx.approval = cfg.tools.shell.approval
         ctx.shell_timeout = cfg.tools.shell.timeout
         ctx.max_output_bytes = cfg.tools.shell.max_output_bytes

@@ -275,6 +275,9 @@ def test_config_values_are_yaml_and_agent_tools_are_checked(cfg, srv):
         assert cfg.agent.tools == ["read_file"]
         lines = [ln for ln in s.out.splitlines() if ln.startswith("agent.tools = ")]
         assert len(lines) == 3 and not any("next start" in ln for ln in lines)  # applied now
+        s.run("/config agent.tools null\r/config agent.max_steps 5\r/exit\r")
+        names = s.repl.rt.agent.tool_names  # the default again: no git tools outside a repo
+        assert "read_file" in names and "run_shell" in names and "git_status" not in names
     offered = [t["function"]["name"] for t in srv.chat_requests()[-1].json["tools"]]
     assert offered == ["read_file", "list_dir"]
 
