@@ -68,11 +68,12 @@ def _sort_key(path: Path) -> tuple:
 
 
 def list_log_files(directory: str | os.PathLike) -> list[Path]:
-    """All *.jsonl files under ``directory`` in write order (day, then segment)."""
+    """The *.jsonl files in ``directory`` (not below: exports/ lives there) in write
+    order (day, then segment)."""
     d = Path(directory)
     if not d.is_dir():
         return []
-    return sorted((p for p in d.rglob("*.jsonl") if p.is_file()), key=_sort_key)
+    return sorted((p for p in d.glob("*.jsonl") if p.is_file()), key=_sort_key)
 
 
 def _repair_tail(fd: int) -> int:
