@@ -173,22 +173,6 @@ class Client:
 
     # -- chat ---------------------------------------------------------------
 
-    def build_request(
-        self,
-        messages: list[dict],
-        tools: list[dict],
-        *,
-        sampling: Sampling,
-        protocol: str,
-        logprobs: bool = False,
-        stream: bool = True,
-    ) -> dict:
-        """The JSON body for one call (protocol already resolved)."""
-        return build_body(
-            messages, tools, sampling=sampling, protocol=protocol, logprobs=logprobs,
-            stream=stream, model=self.model,
-        )  # fmt: skip
-
     def chat(
         self,
         messages: list[dict],
@@ -202,9 +186,10 @@ class Client:
         stream: bool = True,
     ) -> ChatResult:
         proto = self.resolve_protocol(protocol)
-        body = self.build_request(
-            messages, tools, sampling=sampling, protocol=proto, logprobs=logprobs, stream=stream
-        )
+        body = build_body(
+            messages, tools, sampling=sampling, protocol=proto, logprobs=logprobs,
+            stream=stream, model=self.model,
+        )  # fmt: skip
         payload = orjson.dumps(body)
         # parsed back from the bytes: independent of the caller's (mutable) message dicts
         request = orjson.loads(payload)
