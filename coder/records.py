@@ -304,11 +304,6 @@ class Recorder:
                 pid=os.getpid(),
             )
 
-    def set_model(self, model: dict, turn: int | None = None) -> None:
-        """The model changed mid-session (/model): later calls reference the new identity."""
-        with self._lock:
-            self._model_ref = self._blob(scrub(dict(model), self._secrets), turn, None)
-
     def user_message(self, turn: int, content: str) -> None:
         with self._lock:
             self._emit("user_message", turn, None, content=content)
