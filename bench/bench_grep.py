@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tools import ToolContext, dispatch  # noqa: E402
-from tools.search import rg_binary  # noqa: E402
-from tools.workspace import Workspace  # noqa: E402
+from coder.tools import ToolContext, dispatch  # noqa: E402
+from coder.tools.search import rg_binary  # noqa: E402
+from coder.tools.workspace import Workspace  # noqa: E402
 
 PATTERNS = [
     "def main",

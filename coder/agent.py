@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-import tools as toolbox
 from coder import resources
+from coder import tools as toolbox
 from coder.config import Config, ConfigError
 from coder.context import Budget, shed_context
 from coder.llm import ChatResult, Client, LLMError, ToolCall
-from tools import ToolContext, ToolResult
+from coder.tools import ToolContext, ToolResult
 
 FORMAT_HINT = (
     "Your tool call could not be read ({error}). Call a tool with a JSON object: "

@@ -38,10 +38,11 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
+
+from coder.chat import ChatResult, ToolCall
 
 if TYPE_CHECKING:
     from coder.config import Sampling
@@ -59,32 +60,6 @@ class LLMError(Exception):
         super().__init__(message)
         self.url = url
         self.status = status
-
-
-@dataclass
-class ToolCall:
-    id: str
-    name: str
-    arguments: str  # raw JSON text as produced
-    error: str | None = None  # set when `arguments` is not a JSON object
-
-
-@dataclass
-class ChatResult:
-    message: dict
-    tool_calls: list[ToolCall]
-    raw_content: str
-    finish_reason: str | None
-    usage: dict | None
-    timings: dict | None
-    logprobs: list[dict] | None
-    request: dict
-    protocol: str
-    interrupted: bool = False
-    error: str | None = None
-    parse_error: str | None = None
-    duration_ms: float = 0.0
-    reasoning: str | None = None  # reasoning_content deltas (thinking models), not streamed
 
 
 class Client:

@@ -41,7 +41,7 @@ from coder import config as config_mod
 from coder import sessions
 from coder.logger import list_log_files
 from coder.render import RichSink, markdown
-from tools.workspace import WorkspaceError
+from coder.tools.workspace import WorkspaceError
 
 EXIT = "exit"
 MAX_HISTORY_ENTRY = 64 * 1024  # longer inputs (big pastes) stay out of the history file
@@ -416,7 +416,7 @@ class Commands:
 
     def cmd_tools(self, arg: str) -> None:
         """list the tools the model can call"""
-        import tools as toolbox
+        from coder import tools as toolbox
 
         approval = self.agent.tool_ctx.approval
         table = Table.grid(padding=(0, 2))

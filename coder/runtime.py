@@ -22,8 +22,8 @@ from coder.config import Config, ConfigError, log_dir
 from coder.llm import Client
 from coder.logger import Logger
 from coder.records import Recorder
-from tools import ToolContext
-from tools.workspace import Workspace, WorkspaceError
+from coder.tools import ToolContext
+from coder.tools.workspace import Workspace, WorkspaceError
 
 
 @dataclass
@@ -149,8 +149,8 @@ def server_warnings(cfg: Config, props: dict) -> list[str]:
 def offered_tools(cfg: Config, root: Path | None = None) -> list[str] | None:
     """agent.tools, checked; by default every tool, less git's outside a repository
     (a small model keeps calling them there)."""
-    import tools
-    from tools.git import in_repo
+    from coder import tools
+    from coder.tools.git import in_repo
 
     unknown = [name for name in cfg.agent.tools or [] if name not in tools.REGISTRY]
     if unknown:

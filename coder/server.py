@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from coder.config import Config, ConfigError
+from coder.procs import kill_group
 
 Notify = Callable[[str], None]
 LOG_NAME = "llama-server.log"
@@ -265,29 +266,13 @@ def wait_ready(server: Server, timeout: float, api_key: str | None) -> dict:
         if p.state == "ready":
             return p.props
         if time.monotonic() > deadline:
-            kill_group(server.proc)
+            if server.proc is not None:
+                kill_group(server.proc)
             raise ServerError(
                 f"llama-server on {server.endpoint.address} not ready after {timeout:g} s "
                 f"(llm.startup_timeout); stopped it. Last log lines:\n{log_tail(server.log_path)}"
             )
         time.sleep(0.05)
-
-
-def kill_group(proc: subprocess.Popen | None, grace: float = 5.0) -> None:
-    """SIGTERM the process group, wait, then SIGKILL it."""
-    if proc is None or proc.poll() is not None:
-        return
-    _signal_group(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        _signal_group(proc.pid, signal.SIGKILL)
-        proc.wait(5)
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, sig)
 
 
 # --------------------------------------------------------------- lifecycle
@@ -388,7 +373,8 @@ def launch(
     try:
         server.props = wait_ready(server, cfg.llm.startup_timeout, cfg.llm.api_key)
     except BaseException:
-        kill_group(server.proc)
+        if server.proc is not None:
+            kill_group(server.proc)
         raise
 
 
@@ -397,7 +383,7 @@ def stop(server: Server | None) -> None:
     if server is None:
         return
     server._stopping.set()
-    if server.managed:
+    if server.managed and server.proc is not None:
         kill_group(server.proc)
 
 
@@ -483,7 +469,7 @@ def start_detached(cfg: Config, log_dir: Path, notify: Notify = lambda m: None) 
         "command": redact(server.command),
         "log": str(server.log_path),
     }
-    from tools.workspace import atomic_write
+    from coder.atomic import atomic_write
 
     atomic_write(pidfile_path(ep), json.dumps(info, indent=1).encode())
     return server
@@ -515,16 +501,10 @@ def pidfile_process(ep: Endpoint):
 
 def stop_detached(ep: Endpoint, grace: float = 5.0) -> bool:
     """Stop the server `coder server start` left running; False when none is recorded."""
-    import psutil
 
     proc = pidfile_process(ep)
     pidfile_path(ep).unlink(missing_ok=True)
     if proc is None:
         return False
-    _signal_group(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(grace)
-    except psutil.TimeoutExpired:
-        _signal_group(proc.pid, signal.SIGKILL)
-        proc.wait(5)
+    kill_group(proc, grace)
     return True

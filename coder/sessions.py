@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from coder.atomic import atomic_write
 from coder.records import scrub
-from tools.workspace import atomic_write
 
 VERSION = 1
 SUFFIX = ".json"

@@ -11,6 +11,8 @@ from coder.config import Config
 from coder.context import Budget, shed_context
 from coder.llm import Client
 from coder.records import Recorder
+from coder.tools import ToolContext
+from coder.tools.workspace import Workspace
 from tests.scripted_server import (
     Drop,
     ScriptedServer,
@@ -21,8 +23,6 @@ from tests.scripted_server import (
     stream_tool_calls,
     text_chunks,
 )
-from tools import ToolContext
-from tools.workspace import Workspace
 
 
 class ListLog:

@@ -19,8 +19,8 @@ from rich.console import Console
 from coder import render
 from coder.llm import ToolCall
 from coder.render import Block, MarkdownStream, RichSink
+from coder.tools import ToolResult
 from tests.scripted_server import ScriptedServer, stream_text
-from tools import ToolResult
 
 ROOT = Path(__file__).resolve().parents[1]
 ANSWER = "# Title\n\nSome **bold** and `code`.\n\n```python\ndef f():\n    return 1\n```\n\nBye.\n"

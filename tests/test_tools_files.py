@@ -8,9 +8,9 @@ import tracemalloc
 
 import pytest
 
-from tools import ToolContext, dispatch
-from tools.files import LineReader, split_lines
-from tools.workspace import Workspace, WorkspaceError
+from coder.tools import ToolContext, dispatch
+from coder.tools.files import LineReader, split_lines
+from coder.tools.workspace import Workspace, WorkspaceError
 
 
 @pytest.fixture

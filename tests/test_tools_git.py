@@ -4,9 +4,9 @@ import subprocess
 
 import pytest
 
-from tools import ToolContext, dispatch
-from tools.git import in_repo
-from tools.workspace import Workspace
+from coder.tools import ToolContext, dispatch
+from coder.tools.git import in_repo
+from coder.tools.workspace import Workspace
 
 ENV_ID = ["-c", "user.name=Test", "-c", "user.email=test@example.com"]
 

@@ -5,9 +5,9 @@ import time
 
 import pytest
 
-import tools
-from tools import Tool, ToolContext, ToolError, dispatch, schemas, validate
-from tools.workspace import Workspace
+from coder import tools
+from coder.tools import Tool, ToolContext, ToolError, dispatch, schemas, validate
+from coder.tools.workspace import Workspace
 
 
 @pytest.fixture

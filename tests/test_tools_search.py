@@ -6,9 +6,9 @@ import tracemalloc
 
 import pytest
 
-from tools import ToolContext, dispatch
-from tools.search import Query, format_results, rg_binary, search_python, search_rg
-from tools.workspace import Workspace
+from coder.tools import ToolContext, dispatch
+from coder.tools.search import Query, format_results, rg_binary, search_python, search_rg
+from coder.tools.workspace import Workspace
 
 RG = rg_binary()
 

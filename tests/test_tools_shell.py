@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from tools import ToolContext, dispatch
-from tools.workspace import Workspace
+from coder.tools import ToolContext, dispatch
+from coder.tools.workspace import Workspace
 
 
 def never_asked(name, what):

@@ -6,8 +6,8 @@ import stat
 
 import pytest
 
-from tools import ToolContext, dispatch
-from tools.workspace import MAX_JOURNAL_FILE, Edit, Workspace, WorkspaceError, compile_glob
+from coder.tools import ToolContext, dispatch
+from coder.tools.workspace import MAX_JOURNAL_FILE, Edit, Workspace, WorkspaceError, compile_glob
 
 
 @pytest.fixture

@@ -19,6 +19,8 @@ from coder.config import Config
 from coder.llm import Client
 from coder.logger import Logger, list_log_files
 from coder.records import Recorder, read_sessions
+from coder.tools import ToolContext
+from coder.tools.workspace import Workspace
 from tests.scripted_server import (
     ScriptedServer,
     Stream,
@@ -26,8 +28,6 @@ from tests.scripted_server import (
     stream_tool_calls,
     text_chunks,
 )
-from tools import ToolContext
-from tools.workspace import Workspace
 
 
 def scripted_session(srv: ScriptedServer, tmp_path: Path, protocol: str) -> Path:

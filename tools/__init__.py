@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tools.workspace import Workspace
+    from .workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def dispatch(name: str, arguments: str | dict, ctx: ToolContext) -> ToolResult:
     except KeyboardInterrupt:
         raise
     except Exception as e:  # the model gets a readable error instead of a crash
-        from tools.workspace import WorkspaceError
+        from .workspace import WorkspaceError
 
         if isinstance(e, WorkspaceError):
             output = error_text(str(e))
@@ -333,4 +333,4 @@ def cap_bytes(data: bytes, total: int, limit: int, tail: bytes = b"") -> str:
 
 
 # The tool modules register themselves on import (at the bottom: they import this module).
-from tools import files, git, search, shell  # noqa: E402, F401
+from . import files, git, search, shell  # noqa: E402, F401

@@ -9,8 +9,8 @@ import stat
 from pathlib import Path
 from typing import BinaryIO
 
-from tools import Tool, ToolContext, ToolError, error_text, object_schema, register
-from tools.workspace import SKIP_DIRS, Workspace, compile_glob, file_kind
+from . import Tool, ToolContext, ToolError, error_text, object_schema, register
+from .workspace import SKIP_DIRS, Workspace, compile_glob, file_kind
 
 MAX_LIST = 500  # entries shown by list_dir / find_files / tree
 HEAD = 8192  # bytes looked at to tell a binary file

@@ -18,8 +18,8 @@ import re
 import subprocess
 from pathlib import Path
 
-from tools import Tool, ToolContext, ToolError, check_approval, object_schema, register
-from tools.workspace import is_git_name
+from . import Tool, ToolContext, ToolError, check_approval, object_schema, register
+from .workspace import is_git_name
 
 _ENV = {
     "GIT_PAGER": "cat",

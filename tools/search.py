@@ -23,9 +23,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools import Tool, ToolContext, ToolError, register
-from tools.files import HEAD, LineReader, binary_kind, split_lines
-from tools.workspace import (
+from . import Tool, ToolContext, ToolError, register
+from .files import HEAD, LineReader, binary_kind, split_lines
+from .workspace import (
     SKIP_DIRS,
     Workspace,
     WorkspaceError,

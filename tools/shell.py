@@ -10,12 +10,12 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import signal
 import subprocess
 import threading
 import time
 
-from tools import Tool, ToolContext, ToolError, cap_bytes, check_approval, register
+from ..procs import group_alive, kill_group
+from . import Tool, ToolContext, ToolError, cap_bytes, check_approval, register
 
 _ENV = {
     "PAGER": "cat",
@@ -63,25 +63,6 @@ class _Capture:
         return _ANSI.sub("", out)
 
 
-def _kill_group(proc: subprocess.Popen, grace: float = 0.5) -> None:
-    """SIGTERM the process group, give it `grace` seconds, then SIGKILL what is left."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=grace)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
-
-
 # coder's own credentials stay out of the commands the model runs (and so out of
 # their output, which the model reads and the log keeps).
 _HIDDEN = ("CODER_API_KEY", "LLAMA_API_KEY", "OPENAI_API_KEY")
@@ -123,14 +104,14 @@ def run_shell(ctx: ToolContext, command: str, timeout: int | None = None) -> str
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=0.05)
     except KeyboardInterrupt:
-        _kill_group(proc, grace=0.2)
+        kill_group(proc, grace=0.2)
         raise
     finally:
         if stopped:
-            _kill_group(proc)
+            kill_group(proc, grace=0.5)
     leftover = ""
-    if not stopped and _group_alive(proc.pid):
-        _kill_group(proc, grace=0.2)
+    if not stopped and group_alive(proc.pid):
+        kill_group(proc, grace=0.2)
         leftover = "\n[processes it left running in the background were stopped]"
     capture.thread.join(timeout=2.0)
     if not capture.thread.is_alive():  # else a detached process still holds the pipe

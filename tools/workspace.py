@@ -15,11 +15,12 @@ import hashlib
 import os
 import re
 import stat
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+from ..atomic import atomic_write
 
 # Never listed, searched or walked into (also by grep, rg and fallback alike).
 SKIP_DIRS = frozenset({".git", "node_modules", "target", ".venv", "__pycache__"})
@@ -388,28 +389,3 @@ def _umask() -> int:
 
 
 _UMASK = _umask()  # read once: changing the umask later is racy with other threads
-
-
-def atomic_write(path: Path, data: bytes, mode: int | None = None) -> None:
-    """Write `data` to `path` so that a crash leaves the old file or the new one, never
-    half of either: a temp file in the same directory, fsync, rename, fsync the dir."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)

@@ -1,0 +1,47 @@
+"""The shapes of one exchange with the model, shared by the client, the loop, the log
+and the terminal. No dependencies: anything may import it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+@dataclass
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # raw JSON text as produced
+    error: str | None = None  # set when `arguments` is not a JSON object
+
+
+@dataclass
+class ChatResult:
+    message: dict
+    tool_calls: list[ToolCall]
+    raw_content: str
+    finish_reason: str | None
+    usage: dict | None
+    timings: dict | None
+    logprobs: list[dict] | None
+    request: dict
+    protocol: str
+    interrupted: bool = False
+    error: str | None = None
+    parse_error: str | None = None
+    duration_ms: float = 0.0
+    reasoning: str | None = None  # reasoning_content deltas (thinking models), not streamed
+
+
+class Stop(StrEnum):
+    """Why a turn ended. A StrEnum: it is logged, printed and compared as its text."""
+
+    ANSWER = "answer"
+    TRUNCATED = "truncated"  # the answer was cut at max_tokens
+    EMPTY_ANSWER = "empty_answer"
+    MAX_STEPS = "max_steps"
+    REPEATED_CALL = "repeated_call"
+    INVALID_TOOL_CALL = "invalid_tool_call"
+    INTERRUPTED = "interrupted"
+    TOO_LONG = "too_long"  # the request cannot fit the context
+    ERROR = "error"  # the server failed
