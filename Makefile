@@ -12,17 +12,17 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 setup: $(STAMP)
-	$(PY) -m coder setup
+	$(VENV)/bin/coder setup
 
 run: $(STAMP)
-	$(PY) -m coder $(ARGS)
+	$(VENV)/bin/coder $(ARGS)
 
 test: $(STAMP)
-	$(PY) -m coder setup --quiet
+	$(VENV)/bin/coder setup --quiet
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(PY) -m coder setup --quiet
+	$(VENV)/bin/coder setup --quiet
 	$(PY) -m bench
 
 lint: $(STAMP)

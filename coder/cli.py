@@ -30,7 +30,7 @@ def common_options(default=None):
         kw.setdefault("default", flag if kw.get("action") == "store_true" else default)
         g.add_argument(*names, **kw)
 
-    opt("--config", metavar="FILE", help="config file (over ./config.yaml)")
+    opt("--config", metavar="FILE", help="config file (over the user and project config)")
     opt("--model", metavar="GGUF", help="model file for the managed server")
     opt("--base-url", metavar="URL", help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1")
     opt("--no-auto-manage", action="store_true", help="never start a server; use --base-url")

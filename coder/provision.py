@@ -145,8 +145,10 @@ def choose_server(configured_binary: str | None) -> ServerChoice:
     on_path = shutil.which("llama-server")
     if on_path:
         return ServerChoice([on_path], "binary", "llama-server found on PATH")
+    # -P: `-m` would put the working directory (the workspace) first on sys.path, and a
+    # workspace's own xllamacpp/ or coder/ would be imported in place of the engine
     return ServerChoice(
-        [sys.executable, "-m", "coder.engine"],
+        [sys.executable, "-P", "-m", "coder.engine"],
         "engine",
         "no llama-server configured or on PATH: using the bundled engine (llama.cpp via xllamacpp)",
     )

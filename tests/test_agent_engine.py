@@ -18,7 +18,10 @@ def test_q_read_file_call_runs_and_its_result_reaches_the_model(tmp_path, engine
     (repo / "README.md").write_text("Hello from the test repo\nsecond line\n")
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
     # SmolLM2-135M picks among few tools far better than among 17 (agent.tools).
-    (repo / "config.yaml").write_text("agent:\n  tools: [read_file, list_dir]\n  max_steps: 3\n")
+    (repo / ".coder").mkdir()
+    (repo / ".coder" / "config.yaml").write_text(
+        "agent:\n  tools: [read_file, list_dir]\n  max_steps: 3\n"
+    )
     env = dict(os.environ, CODER_BASE_URL=engine_url, CODER_LOG_DIR=str(tmp_path / "logs"))
     env["CODER_LLM__SAMPLING__TEMPERATURE"] = "0"
     env["CODER_LLM__SAMPLING__MAX_TOKENS"] = "128"

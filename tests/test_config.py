@@ -65,15 +65,17 @@ def test_wrong_type_names_key_file_and_type(tmp_path, yaml_text, key, expected):
     assert f"'{key}'" in msg and str(bad) in msg and expected in msg
 
 
-def test_precedence_cli_over_env_over_file_over_local(tmp_path):
-    (tmp_path / "config.yaml").write_text(
+def test_precedence_cli_over_env_over_file_over_user(tmp_path):
+    (tmp_path / "xdg" / "coder").mkdir(parents=True)
+    (tmp_path / "xdg" / "coder" / "config.yaml").write_text(
         "llm:\n  sampling:\n    top_k: 1\n    temperature: 0.1\n    seed: 1\n"
     )
     extra = tmp_path / "extra.yaml"
     extra.write_text("llm:\n  sampling:\n    temperature: 0.3\n    seed: 2\n")
     env = {"CODER_LLM__SAMPLING__SEED": "3", "CODER_API_KEY": "k"}
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
     cfg = config.load(extra, {"llm.sampling.temperature": 0.9}, env=env, cwd=tmp_path)
-    assert cfg.llm.sampling.top_k == 1  # ./config.yaml
+    assert cfg.llm.sampling.top_k == 1  # the user's config
     assert cfg.llm.sampling.seed == 3  # env over --config
     assert cfg.llm.sampling.temperature == 0.9  # CLI over all
     assert cfg.llm.api_key == "k"
@@ -98,7 +100,8 @@ def test_relative_paths_in_a_config_file_are_anchored_to_it(tmp_path):
 
 
 def test_cli_exit_code_2_for_bad_config(tmp_path):
-    (tmp_path / "config.yaml").write_text("agent:\n  max_step: 3\n")
+    (tmp_path / ".coder").mkdir()
+    (tmp_path / ".coder" / "config.yaml").write_text("agent:\n  max_step: 3\n")
     proc = subprocess.run(
         [sys.executable, "-m", "coder", "-q", "hi"], cwd=tmp_path, capture_output=True, text=True
     )
