@@ -1,0 +1,308 @@
+"""Chat client for an OpenAI-compatible server (llama.cpp first).
+
+One call = one streamed chat completion. The caller passes canonical OpenAI
+messages and tools and gets back a canonical assistant message, whichever tool
+protocol was used on the wire:
+
+- native: OpenAI `tools` in the request, `tool_calls` deltas in the stream.
+- json:   for chat templates without tool support (json_protocol.py): one JSON
+  object per reply, constrained by `response_format`, becomes a normal tool call.
+
+The request body is built here, serialised once and posted as raw bytes through
+the openai client, so `ChatResult.request` is exactly what went on the wire
+(`orjson.dumps(result.request)` gives the same bytes back).
+
+Failure policy:
+- connection errors, 429 and 502/503/504 before the response starts are
+  retried with exponential backoff; other HTTP errors raise LLMError at once;
+  LLMError names the URL and the status.
+- a stream cut midway (connection lost, server error event, no end marker)
+  does not raise: the result keeps the partial text and has `error` set.
+- cancel (Event) or Ctrl-C during the stream: the response is closed and the
+  partial result returned with `interrupted=True`.
+- an interrupted or broken reply never carries tool calls (a half-received call
+  must not run); its text stays in `message["content"]` and `raw_content`.
+- a tool call whose arguments are not valid JSON is kept (with `ToolCall.error`)
+  and `parse_error` says why, so the loop can answer it with the expected format.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from coder.chat import ChatResult
+from coder.llm.json_protocol import render_json_messages, response_format
+from coder.llm.stream import Accumulator, error_detail
+
+if TYPE_CHECKING:
+    from coder.config import Sampling
+
+RETRY_STATUS = {429, 502, 503, 504}
+# llama.cpp returns no logprobs at all for top_logprobs=0; 1 keeps the stream small
+TOP_LOGPROBS = 1
+
+
+class LLMError(Exception):
+    """The server could not be reached or answered with an HTTP error."""
+
+    def __init__(self, message: str, *, url: str = "", status: int | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+
+
+class Client:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        model: str | None = None,
+        timeout: float = 600.0,
+        retries: int = 4,
+        *,
+        backoff: float = 0.5,
+    ) -> None:
+        import httpx2
+        import openai  # lazy: a few hundred ms of imports
+
+        self.base_url = base_url.rstrip("/")
+        self.root = re.sub(r"/v1$", "", self.base_url)
+        self.model = model
+        self.retries = retries
+        self.backoff = backoff
+        # httpx writes headers and body separately: without TCP_NODELAY, Nagle + the
+        # server's delayed ACK stall each request by up to 40 ms (measured on llama.cpp)
+        nodelay = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+        http = openai.DefaultHttpxClient(
+            transport=httpx2.HTTPTransport(socket_options=nodelay), timeout=timeout
+        )
+        # a placeholder key keeps the SDK from picking up $OPENAI_API_KEY for a local server
+        self._client = openai.OpenAI(
+            base_url=self.base_url, api_key=api_key or "no-key", timeout=timeout, max_retries=0,
+            http_client=http,
+        )  # fmt: skip
+        self._props: dict | None = None
+        self._protocols: dict[str, str] = {}
+
+    # -- server facts -------------------------------------------------------
+
+    def props(self) -> dict:
+        """GET {root}/props (llama.cpp); {} when unavailable. Cached once answered."""
+        if self._props is not None:
+            return self._props
+        import httpx2
+        import openai
+
+        try:
+            resp = self._client.get(
+                self.root + "/props", cast_to=httpx2.Response, options={"timeout": 10.0}
+            )
+            data = orjson.loads(resp.read())
+            self._props = data if isinstance(data, dict) else {}
+        except openai.APIStatusError as exc:
+            if exc.status_code >= 500 or exc.status_code in (408, 429):
+                return {}  # loading (503) or busy: ask again next time
+            self._props = {}  # a definite answer: not llama.cpp (or no /props)
+        except (openai.APIError, orjson.JSONDecodeError):
+            return {}  # not reachable yet: ask again next time
+        return self._props
+
+    def resolve_protocol(self, setting: str) -> str:
+        """auto|native|json -> native|json (auto asks /props for tool support)."""
+        if setting in ("native", "json"):
+            return setting
+        if setting != "auto":
+            raise ValueError(f"tool protocol must be auto, native or json, not {setting!r}")
+        if "auto" not in self._protocols:
+            props = self.props()
+            if not props:
+                return "native"  # not llama.cpp (or not up): OpenAI tools; do not cache
+            caps = props.get("chat_template_caps") or {}
+            self._protocols["auto"] = "native" if caps.get("supports_tools") else "json"
+        return self._protocols["auto"]
+
+    def context_size(self) -> int | None:
+        props = self.props()
+        n_ctx = (props.get("default_generation_settings") or {}).get("n_ctx") or props.get("n_ctx")
+        return int(n_ctx) if n_ctx else None
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- chat ---------------------------------------------------------------
+
+    def chat(
+        self,
+        messages: list[dict],
+        tools: list[dict],
+        *,
+        sampling: Sampling,
+        protocol: str = "auto",
+        on_text: Callable[[str], None] | None = None,
+        logprobs: bool = False,
+        cancel: threading.Event | None = None,
+        stream: bool = True,
+    ) -> ChatResult:
+        proto = self.resolve_protocol(protocol)
+        body = build_body(
+            messages, tools, sampling=sampling, protocol=proto, logprobs=logprobs,
+            stream=stream, model=self.model,
+        )  # fmt: skip
+        payload = orjson.dumps(body)
+        # parsed back from the bytes: independent of the caller's (mutable) message dicts
+        request = orjson.loads(payload)
+        acc = Accumulator(proto, on_text)
+        started = time.perf_counter()
+        try:
+            resp = self._send(payload, cancel)
+        except KeyboardInterrupt:
+            resp = None
+        if resp is None:  # cancelled before the response started
+            acc.interrupted = True
+        else:
+            self._read(resp, acc, cancel)
+        result = acc.result(request, tools)
+        result.duration_ms = (time.perf_counter() - started) * 1000
+        return result
+
+    def _send(self, payload: bytes, cancel: threading.Event | None) -> Any:
+        import httpx2
+        import openai
+
+        url = self.base_url + "/chat/completions"
+        options = {"headers": {"Content-Type": "application/json"}}
+        stale_errors = (httpx2.RemoteProtocolError, httpx2.ReadError, httpx2.WriteError)
+        attempt = 0
+        stale_retried = False
+        while True:
+            if cancel is not None and cancel.is_set():
+                return None
+            try:
+                return self._client.post(
+                    "/chat/completions", cast_to=httpx2.Response, content=payload,
+                    options=options, stream=True,
+                )  # fmt: skip
+            except openai.APITimeoutError as exc:
+                raise LLMError(f"{url}: timed out waiting for the server", url=url) from exc
+            except openai.APIConnectionError as exc:
+                if not stale_retried and isinstance(exc.__cause__, stale_errors):
+                    # llama-server often closes a kept-alive connection after a stream;
+                    # the pool notices only when reusing it: resend at once on a new one
+                    stale_retried = True
+                    continue
+                if attempt >= self.retries:
+                    raise LLMError(
+                        f"cannot reach {url} after {attempt + 1} attempts: {_cause(exc)}", url=url
+                    ) from exc
+            except openai.APIStatusError as exc:
+                status = exc.status_code
+                detail = error_detail(exc.body) or exc.message
+                if status not in RETRY_STATUS or attempt >= self.retries:
+                    tries = f" after {attempt + 1} attempts" if attempt else ""
+                    raise LLMError(
+                        f"{url}: HTTP {status}{tries}: {detail}", url=url, status=status
+                    ) from exc
+            delay = self.backoff * (2**attempt)
+            attempt += 1
+            if cancel is not None:
+                if cancel.wait(delay):
+                    return None
+            else:
+                time.sleep(delay)
+
+    def _read(self, resp: Any, acc: Accumulator, cancel: threading.Event | None) -> None:
+        import httpx2
+
+        try:
+            if not resp.headers.get("content-type", "").startswith("text/event-stream"):
+                acc.add_completion(orjson.loads(resp.read()))
+                return
+            buf = b""
+            for data in resp.iter_bytes():
+                buf += data
+                if b"\n" not in data:
+                    continue
+                *lines, buf = buf.split(b"\n")
+                for line in lines:
+                    if acc.done or not line.startswith(b"data:"):
+                        continue  # blank separators, comments, event: lines
+                    line = line[5:].strip()
+                    if line == b"[DONE]":
+                        # read on to the end of the body so the connection is kept alive
+                        acc.done = True
+                        continue
+                    acc.add_chunk(orjson.loads(line))
+                    if acc.error is not None:
+                        return
+                if cancel is not None and cancel.is_set() and not acc.done:
+                    acc.interrupted = True
+                    return
+            if not acc.done:
+                acc.error = "the stream ended before the reply was complete"
+        except KeyboardInterrupt:
+            acc.interrupted = True
+        except httpx2.HTTPError as exc:
+            acc.error = f"connection lost mid-stream: {type(exc).__name__}: {exc}"
+        except orjson.JSONDecodeError as exc:
+            acc.error = f"malformed data from the server: {exc}"
+        finally:
+            resp.close()
+
+
+def _cause(exc: BaseException) -> str:
+    inner = exc.__cause__ or exc.__context__
+    return f"{type(inner).__name__}: {inner}" if inner else str(exc)
+
+
+def build_body(
+    messages: list[dict],
+    tools: list[dict],
+    *,
+    sampling: Sampling,
+    protocol: str,
+    logprobs: bool = False,
+    stream: bool = True,
+    model: str | None = None,
+) -> dict:
+    body: dict[str, Any] = {}
+    if model:
+        body["model"] = model
+    if protocol == "json":
+        body["messages"] = render_json_messages(messages, tools)
+        body["response_format"] = response_format(tools)
+    else:
+        body["messages"] = messages
+        if tools:
+            body["tools"] = tools
+    body["stream"] = stream
+    if stream:
+        body["stream_options"] = {"include_usage": True}
+    body["temperature"] = sampling.temperature
+    body["top_p"] = sampling.top_p
+    body["max_tokens"] = sampling.max_tokens
+    if sampling.seed is not None:
+        body["seed"] = sampling.seed
+    # llama.cpp extras (the server ignores what it does not know)
+    body["top_k"] = sampling.top_k
+    body["min_p"] = sampling.min_p
+    body["repeat_penalty"] = sampling.repeat_penalty
+    body["repeat_last_n"] = sampling.repeat_last_n
+    body["mirostat"] = sampling.mirostat
+    # llama.cpp answers HTTP 400 "logprobs is not supported with tools + stream"
+    if logprobs and not (stream and body.get("tools")):
+        body["logprobs"] = True
+        body["top_logprobs"] = TOP_LOGPROBS
+    return body
