@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from coder import resources
 from coder import tools as toolbox
+from coder.chat import ChatResult, Stop, ToolCall
 from coder.config import Config, ConfigError
 from coder.context import Budget, shed_context
-from coder.llm import ChatResult, Client, LLMError, ToolCall
+from coder.llm import LLMError
 from coder.tools import ToolContext, ToolResult
+
+if TYPE_CHECKING:
+    from coder.config import Sampling
 
 FORMAT_HINT = (
     "Your tool call could not be read ({error}). Call a tool with a JSON object: "
@@ -64,26 +69,51 @@ class Recorder(Protocol):  # coder.records.Recorder, or nothing
     def compaction(self, **fields) -> None: ...
 
 
+class ChatModel(Protocol):
+    """What the loop needs of a model: coder.llm.Client, or a scripted one in tests."""
+
+    def chat(
+        self,
+        messages: list[dict],
+        tools: list[dict],
+        *,
+        sampling: Sampling,
+        protocol: str = "auto",
+        on_text: Callable[[str], None] | None = None,
+        logprobs: bool = False,
+        cancel: threading.Event | None = None,
+    ) -> ChatResult: ...
+
+    def context_size(self) -> int | None: ...
+
+
+@dataclass
+class CallOutcome:
+    """One tool call the turn ran: what was asked and whether it failed."""
+
+    name: str
+    arguments: str  # raw JSON text, as the model wrote it
+    is_error: bool
+
+
 @dataclass
 class TurnResult:
     answer: str
-    # answer | truncated | empty_answer | max_steps | repeated_call | invalid_tool_call
-    # | interrupted | too_long | error
-    stop: str
+    stop: Stop
     steps: int = 0
-    tool_calls: list[dict] = field(default_factory=list)
+    tool_calls: list[CallOutcome] = field(default_factory=list)
     usage: dict = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0})
     error: str | None = None
     calls: list[dict] = field(default_factory=list)  # per model call: usage, timings
 
     @property
     def ok(self) -> bool:
-        return self.stop == "answer"
+        return self.stop == Stop.ANSWER
 
 
 @dataclass
 class Agent:
-    client: Client
+    client: ChatModel
     config: Config
     tool_ctx: ToolContext
     recorder: Recorder | None = None
@@ -127,110 +157,151 @@ def run_turn(
     every tool call in the history gets a result, so the next request stays valid.
     """
     sink = sink or NullSink()
-    too_long = _too_long_for_context(agent, user_text)
+    too_long = context_overflow(agent, user_text)
     if too_long:
-        return TurnResult(answer="", stop="too_long", error=too_long)
+        return TurnResult(answer="", stop=Stop.TOO_LONG, error=too_long)
     agent.turn += 1
     if agent.recorder:
         agent.recorder.user_message(agent.turn, user_text)
     request = {"role": "user", "content": user_text}
     agent.messages.append(request)
-    result = TurnResult(answer="", stop="max_steps")
+    result = TurnResult(answer="", stop=Stop.MAX_STEPS)
     try:
         _steps(agent, request, result, sink, cancel)
     except KeyboardInterrupt:
-        result.stop = "interrupted"
+        result.stop = Stop.INTERRUPTED
     finally:
         answer_unanswered_calls(agent.messages)
     _auto_reward(agent, result)
     return result
 
 
+@dataclass
+class _Progress:
+    """What the loop remembers across the steps of one turn."""
+
+    retried_format: bool = False
+    last_call: tuple[str, str] | None = None
+    repeats: int = 0
+
+
+# After reading a reply: the turn is over, the model is asked again, or its calls run.
+Next = Literal["stop", "ask_again", "run_calls"]
+
+
 def _steps(
     agent: Agent, request: dict, result: TurnResult, sink: Sink, cancel: threading.Event | None
 ) -> None:
-    turn = agent.turn
-    retried_format = False
-    last_call: tuple[str, str] | None = None
-    repeats = 0
-    cfg = agent.config
-
-    for step in range(1, cfg.agent.max_steps + 1):
+    progress = _Progress()
+    for step in range(1, agent.config.agent.max_steps + 1):
         result.steps = step
-        _fit_context(agent, request, sink, turn, step)
-        try:
-            reply = agent.client.chat(
-                agent.messages,
-                agent.tools,
-                sampling=cfg.llm.sampling,
-                protocol=cfg.llm.tool_protocol,
-                on_text=sink.text,
-                logprobs=cfg.logging.logprobs,
-                cancel=cancel,
-            )
-        except LLMError as exc:
-            result.stop, result.error = "error", str(exc)
-            break
-        _record_call(agent, reply, turn, step)
-        _add_usage(result.usage, reply.usage)
-        result.calls.append({"usage": reply.usage, "timings": reply.timings})
-        agent.budget.observe(reply.usage, agent.messages)
+        _fit_context(agent, request, sink, agent.turn, step)
+        reply = _query(agent, result, sink, cancel, step)
+        if reply is None:
+            return
+        after = _read_reply(agent, reply, result, sink, progress)
+        if after == "stop":
+            return
+        if after == "run_calls" and _run_calls(agent, reply, result, sink, cancel, progress, step):
+            return
+    msg = f"stopped after {agent.config.agent.max_steps} steps (agent.max_steps) without a final answer"
+    sink.notice(msg)
+    result.error = msg
 
-        if reply.interrupted or reply.error:
-            # keep only what the user saw; a half-written call or nothing is not a turn
-            if (reply.message.get("content") or "").strip():
-                agent.messages.append(reply.message)
-            result.answer = reply.message.get("content") or ""
-            result.stop = "interrupted" if reply.interrupted else "error"
-            result.error = reply.error
-            break
 
-        if reply.parse_error and not reply.tool_calls:
-            agent.messages.append({"role": "assistant", "content": reply.raw_content})
-            if retried_format:
-                result.answer, result.stop = reply.raw_content, "invalid_tool_call"
-                break
-            retried_format = True
-            names = ", ".join(t["function"]["name"] for t in agent.tools)
-            hint = FORMAT_HINT.format(error=reply.parse_error, names=names)
-            agent.messages.append({"role": "user", "content": hint})
-            sink.notice(
-                f"the model's tool call could not be parsed ({reply.parse_error}); asked it to retry"
-            )
-            continue
+def _query(
+    agent: Agent, result: TurnResult, sink: Sink, cancel: threading.Event | None, step: int
+) -> ChatResult | None:
+    """One model call, recorded and counted; None when the server failed (the turn ends)."""
+    cfg = agent.config
+    try:
+        reply = agent.client.chat(
+            agent.messages,
+            agent.tools,
+            sampling=cfg.llm.sampling,
+            protocol=cfg.llm.tool_protocol,
+            on_text=sink.text,
+            logprobs=cfg.logging.logprobs,
+            cancel=cancel,
+        )
+    except LLMError as exc:
+        result.stop, result.error = Stop.ERROR, str(exc)
+        return None
+    _record_call(agent, reply, agent.turn, step)
+    _add_usage(result.usage, reply.usage)
+    result.calls.append({"usage": reply.usage, "timings": reply.timings})
+    agent.budget.observe(reply.usage, agent.messages)
+    return reply
 
-        agent.messages.append(reply.message)
-        if not reply.tool_calls:
-            result.answer = reply.message.get("content") or ""
-            result.stop = _answer_kind(result.answer, reply.finish_reason)
-            if result.stop == "truncated":
-                sink.notice(
-                    f"the answer was cut at llm.sampling.max_tokens ({cfg.llm.sampling.max_tokens})"
-                )
-            break
 
-        for call in reply.tool_calls:
-            key = (call.name, call.arguments)
-            repeats = repeats + 1 if key == last_call else 1
-            last_call = key
-            output = _run_tool(agent, call, sink, turn, step)
-            result.tool_calls.append(
-                {"name": call.name, "arguments": call.arguments, "is_error": output.is_error}
-            )
-            content = output.output + (REPEAT_NOTE.format(n=repeats) if repeats >= 3 else "")
-            agent.messages.append({"role": "tool", "tool_call_id": call.id, "content": content})
-            if cancel is not None and cancel.is_set():
-                result.stop = "interrupted"
-                return
-        if repeats >= REPEAT_LIMIT:
-            msg = f"stopped: the model made the same {last_call[0]} call {repeats} times in a row"
-            sink.notice(msg)
-            result.stop, result.error = "repeated_call", msg
-            break
-    else:
-        msg = f"stopped after {cfg.agent.max_steps} steps (agent.max_steps) without a final answer"
+def _read_reply(
+    agent: Agent, reply: ChatResult, result: TurnResult, sink: Sink, progress: _Progress
+) -> Next:
+    """Take the reply into the conversation and decide what comes next."""
+    if reply.interrupted or reply.error:
+        # keep only what the user saw; a half-written call or nothing is not a turn
+        if (reply.message.get("content") or "").strip():
+            agent.messages.append(reply.message)
+        result.answer = reply.message.get("content") or ""
+        result.stop = Stop.INTERRUPTED if reply.interrupted else Stop.ERROR
+        result.error = reply.error
+        return "stop"
+
+    if reply.parse_error and not reply.tool_calls:
+        agent.messages.append({"role": "assistant", "content": reply.raw_content})
+        if progress.retried_format:
+            result.answer, result.stop = reply.raw_content, Stop.INVALID_TOOL_CALL
+            return "stop"
+        progress.retried_format = True
+        names = ", ".join(t["function"]["name"] for t in agent.tools)
+        hint = FORMAT_HINT.format(error=reply.parse_error, names=names)
+        agent.messages.append({"role": "user", "content": hint})
+        sink.notice(
+            f"the model's tool call could not be parsed ({reply.parse_error}); asked it to retry"
+        )
+        return "ask_again"
+
+    agent.messages.append(reply.message)
+    if reply.tool_calls:
+        return "run_calls"
+    result.answer = reply.message.get("content") or ""
+    result.stop = _answer_kind(result.answer, reply.finish_reason)
+    if result.stop == Stop.TRUNCATED:
+        max_tokens = agent.config.llm.sampling.max_tokens
+        sink.notice(f"the answer was cut at llm.sampling.max_tokens ({max_tokens})")
+    return "stop"
+
+
+def _run_calls(
+    agent: Agent,
+    reply: ChatResult,
+    result: TurnResult,
+    sink: Sink,
+    cancel: threading.Event | None,
+    progress: _Progress,
+    step: int,
+) -> bool:
+    """Run the reply's tool calls in order; True when the turn ends here."""
+    for call in reply.tool_calls:
+        key = (call.name, call.arguments)
+        progress.repeats = progress.repeats + 1 if key == progress.last_call else 1
+        progress.last_call = key
+        output = _run_tool(agent, call, sink, agent.turn, step)
+        result.tool_calls.append(CallOutcome(call.name, call.arguments, output.is_error))
+        note = REPEAT_NOTE.format(n=progress.repeats) if progress.repeats >= 3 else ""
+        agent.messages.append(
+            {"role": "tool", "tool_call_id": call.id, "content": output.output + note}
+        )
+        if cancel is not None and cancel.is_set():
+            result.stop = Stop.INTERRUPTED
+            return True
+    if progress.repeats >= REPEAT_LIMIT:
+        name = progress.last_call[0] if progress.last_call else "?"
+        msg = f"stopped: the model made the same {name} call {progress.repeats} times in a row"
         sink.notice(msg)
-        result.error = msg
+        result.stop, result.error = Stop.REPEATED_CALL, msg
+        return True
+    return False
 
 
 NOT_RUN = "[not run: the turn was interrupted before this call]"
@@ -260,8 +331,8 @@ def answer_unanswered_calls(messages: list[dict]) -> int:
     return added
 
 
-def _too_long_for_context(agent: Agent, user_text: str) -> str | None:
-    """A message that cannot fit even with the whole history shed is refused up front."""
+def context_overflow(agent: Agent, user_text: str) -> str | None:
+    """Why `user_text` cannot be sent even with the whole history shed, or None."""
     if agent.budget.n_ctx is None:
         agent.budget.n_ctx = agent.client.context_size()
     limit = agent.budget.prompt_limit(agent.config.llm.sampling.max_tokens)
@@ -320,19 +391,19 @@ def _record_call(agent: Agent, reply: ChatResult, turn: int, step: int) -> None:
 
 # The model's own failures; a server error or the user's Ctrl-C is not scored.
 AUTO_SCORED = {
-    "answer": 0.0,
-    "truncated": -0.5,
-    "empty_answer": -1.0,
-    "max_steps": -1.0,
-    "repeated_call": -1.0,
-    "invalid_tool_call": -1.0,
+    Stop.ANSWER: 0.0,
+    Stop.TRUNCATED: -0.5,
+    Stop.EMPTY_ANSWER: -1.0,
+    Stop.MAX_STEPS: -1.0,
+    Stop.REPEATED_CALL: -1.0,
+    Stop.INVALID_TOOL_CALL: -1.0,
 }
 
 
-def _answer_kind(text: str, finish_reason: str | None) -> str:
+def _answer_kind(text: str, finish_reason: str | None) -> Stop:
     if not text.strip():
-        return "empty_answer"
-    return "truncated" if finish_reason == "length" else "answer"
+        return Stop.EMPTY_ANSWER
+    return Stop.TRUNCATED if finish_reason == "length" else Stop.ANSWER
 
 
 TOOL_ERROR_PENALTY = 0.1
@@ -343,7 +414,7 @@ def _auto_reward(agent: Agent, result: TurnResult) -> None:
     error. A verifier's or the user's reward for the same turn outranks it on export."""
     if not agent.recorder or result.stop not in AUTO_SCORED:
         return
-    errors = sum(1 for call in result.tool_calls if call["is_error"])
+    errors = sum(1 for call in result.tool_calls if call.is_error)
     value = AUTO_SCORED[result.stop] - TOOL_ERROR_PENALTY * errors
     note = f"{result.stop}; {errors} tool error{'s' * (errors != 1)}"
     agent.recorder.reward(round(value, 3), "auto", note=note, turn=agent.turn)
@@ -382,8 +453,8 @@ def tool_calls_summary(result: TurnResult) -> list[dict]:
     out = []
     for call in result.tool_calls:
         try:
-            args = json.loads(call["arguments"])
+            args = json.loads(call.arguments)
         except (ValueError, TypeError):
-            args = call["arguments"]
-        out.append({"name": call["name"], "arguments": args, "is_error": call["is_error"]})
+            args = call.arguments
+        out.append({"name": call.name, "arguments": args, "is_error": call.is_error})
     return out

@@ -192,14 +192,18 @@ def test_verify_command_becomes_a_verifier_reward(tmp_path, check, code, reward)
     assert verdict["value"] == reward and check in verdict["note"]
 
 
-def test_api_key_from_config_yaml_reaches_no_record(tmp_path):
+def test_api_key_from_the_user_config_reaches_no_record(tmp_path):
     key = "sk-config-file-secret-123"
     (tmp_path / "README.md").write_text(f"the key is {key}\n")  # the model will read it
-    (tmp_path / "config.yaml").write_text(f"llm:\n  api_key: {key}\n  auto_manage: false\n")
+    (tmp_path / "xdg" / "coder").mkdir(parents=True)
+    (tmp_path / "xdg" / "coder" / "config.yaml").write_text(
+        f"llm:\n  api_key: {key}\n  auto_manage: false\n"
+    )
     with ScriptedServer(api_key=key) as srv:
         srv.enqueue(stream_tool_calls([("read_file", '{"path": "README.md"}')]), stream_text("ok"))
         env = dict(os.environ, CODER_BASE_URL=srv.base_url, CODER_LOG_DIR=str(tmp_path / "logs"))
         env["CODER_TOOL_PROTOCOL"] = "native"
+        env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
         proc = subprocess.run(
             [sys.executable, "-m", "coder", "-q", "read it"],
             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
