@@ -111,8 +111,8 @@ def test_managed_server_with_api_key_requires_it_and_keeps_it_off_argv(tmp_path)
     s = server.connect(cfg, tmp_path / "logs")
     try:
         assert "sk-local-test-key" not in " ".join(psutil.Process(s.pid).cmdline())
-        assert server._get(s.endpoint.root + "/v1/models", None, 5)[0] == 401
-        assert server._get(s.endpoint.root + "/v1/models", "sk-local-test-key", 5)[0] == 200
+        assert server.http_get(s.endpoint.root + "/v1/models", None, 5)[0] == 401
+        assert server.http_get(s.endpoint.root + "/v1/models", "sk-local-test-key", 5)[0] == 200
     finally:
         server.stop(s)
 

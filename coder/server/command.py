@@ -1,0 +1,68 @@
+"""The server's command line and environment, one builder for llama-server and the engine."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from coder.config import Config, ConfigError
+from coder.server.endpoint import endpoint
+
+
+def build_command(cfg: Config, program: list[str], model_path: str) -> list[str]:
+    """llama-server flags from the config: each key maps to one flag."""
+    s = cfg.llm.server
+    ep = endpoint(cfg)
+    cmd = [*program, "-m", model_path, "--host", s.host, "--port", str(ep.port)]
+    cmd += ["-c", str(s.ctx_size), "-np", str(s.parallel), "--alias", s.alias]
+    cmd += ["-fa", s.flash_attn, "--cache-ram", str(s.cache_ram_mib)]
+    cmd += ["-b", str(s.batch_size), "-ub", str(s.ubatch_size)]
+    cmd += ["--cache-type-k", s.cache_type_k, "--cache-type-v", s.cache_type_v]
+    cmd += ["--jinja"] if s.jinja else ["--no-jinja"]
+    if s.chat_template_file:
+        cmd += ["--chat-template-file", template_path(s.chat_template_file)]
+    if s.threads:
+        cmd += ["-t", str(s.threads)]
+    if s.n_gpu_layers is not None:
+        cmd += ["-ngl", str(s.n_gpu_layers)]
+    if s.n_cpu_moe is not None:
+        cmd += ["--n-cpu-moe", str(s.n_cpu_moe)]
+    if s.metrics:
+        cmd += ["--metrics"]
+    return cmd + list(s.extra_args)
+
+
+API_KEY_ENV = "LLAMA_API_KEY"  # llama-server reads --api-key from it (common/arg.cpp)
+
+
+def server_env(cfg: Config) -> dict[str, str]:
+    """The server's environment: the api key goes here, never on the command line,
+    where every local user (and the model, through `ps`) could read it."""
+    env = {k: v for k, v in os.environ.items() if k != API_KEY_ENV}
+    if cfg.llm.api_key:
+        env[API_KEY_ENV] = cfg.llm.api_key
+    return env
+
+
+def template_path(name: str) -> str:
+    """llm.server.chat_template_file: a path, or a template coder ships (prompts/...)."""
+    from coder import resources
+
+    path = Path(name).expanduser()
+    if path.is_file():
+        return str(path)
+    for shipped in (f"prompts/{path.name}", path.name):
+        try:
+            return str(resources.path(shipped))
+        except FileNotFoundError:
+            pass
+    raise ConfigError(f"llm.server.chat_template_file: no such file: {path}")
+
+
+def redact(cmd: list[str]) -> list[str]:
+    """The command line with the api key hidden (for logs and messages)."""
+    out = list(cmd)
+    for i, arg in enumerate(out[:-1]):
+        if arg == "--api-key":
+            out[i + 1] = "***"
+    return out

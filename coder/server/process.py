@@ -1,0 +1,106 @@
+"""One server process: spawned in its own group, waited for until ready."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from coder.procs import kill_group
+from coder.server.command import redact
+from coder.server.endpoint import Endpoint, ServerError, probe
+
+Notify = Callable[[str], None]
+LOG_NAME = "llama-server.log"
+
+
+@dataclass
+class Server:
+    """A usable llama.cpp server: one coder started (managed) or one it found."""
+
+    endpoint: Endpoint
+    managed: bool
+    props: dict = field(default_factory=dict)
+    command: list[str] = field(default_factory=list)
+    model: str | None = None
+    env: dict[str, str] | None = field(default=None, repr=False)
+    log_path: Path | None = None
+    proc: subprocess.Popen | None = None
+    restarts: int = 0
+    _stopping: threading.Event = field(default_factory=threading.Event)
+    _watch: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return self.endpoint.base_url
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+
+def _die_with_parent() -> None:
+    # Linux: the server gets SIGTERM if coder dies without cleaning up (even kill -9).
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def spawn(
+    command: list[str], log_path: Path, env: dict[str, str] | None = None, detached: bool = False
+) -> subprocess.Popen:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        log.write(
+            f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(redact(command))}\n".encode()
+        )
+        log.flush()
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # own process group: stop() kills the whole tree
+            preexec_fn=None if detached else _die_with_parent,
+            close_fds=True,
+        )
+
+
+def log_tail(path: Path | None, lines: int = 8) -> str:
+    if not path or not path.is_file():
+        return ""
+    with open(path, "rb") as fh:
+        fh.seek(max(0, fh.seek(0, 2) - 16384))
+        text = fh.read().decode("utf-8", "replace")
+    text = text.rsplit("\n==== ", 1)[-1]  # only this start's output
+    return "\n".join(text.strip().splitlines()[1:][-lines:])
+
+
+def wait_ready(server: Server, timeout: float, api_key: str | None) -> dict:
+    """Poll /health until ready; fail fast when the process exits; kill it on timeout."""
+    deadline = time.monotonic() + timeout
+    root = server.endpoint.root
+    while True:
+        if server.proc is not None and server.proc.poll() is not None:
+            raise ServerError(
+                f"llama-server exited with code {server.proc.returncode} while starting "
+                f"on {server.endpoint.address} with {server.model or 'its model'}:\n"
+                f"{log_tail(server.log_path)}"
+            )
+        p = probe(root, api_key, timeout=1.0)
+        if p.state == "ready":
+            return p.props
+        if time.monotonic() > deadline:
+            if server.proc is not None:
+                kill_group(server.proc)
+            raise ServerError(
+                f"llama-server on {server.endpoint.address} not ready after {timeout:g} s "
+                f"(llm.startup_timeout); stopped it. Last log lines:\n{log_tail(server.log_path)}"
+            )
+        time.sleep(0.05)
