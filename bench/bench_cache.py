@@ -60,8 +60,13 @@ def main(argv: list[str] | None = None) -> int:
             recorder = Recorder(calls)
             client = Client(f"http://127.0.0.1:{port}/v1")
             # tools forever: the model keeps reading and listing until max_steps
-            agent = Agent(client, cfg, ToolContext(workspace=Workspace(tmp)), recorder,
-                          tool_names=["read_file", "list_dir"])  # fmt: skip
+            agent = Agent(
+                client,
+                cfg,
+                ToolContext(workspace=Workspace(tmp)),
+                recorder,
+                tool_names=["read_file", "list_dir"],
+            )
             run_turn(agent, "Read every notes file in this folder, one by one.")
             client.close()
     finally:

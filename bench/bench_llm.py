@@ -114,8 +114,25 @@ def start_engine() -> tuple[subprocess.Popen, str]:
 
     model = provision.ensure_model()
     port = free_port()
-    cmd = [sys.executable, "-m", "coder.engine", "-m", str(model), "--host", "127.0.0.1",
-           "--port", str(port), "-c", "4096", "-np", "1", "--cache-ram", "256", "-t", "2"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "coder.engine",
+        "-m",
+        str(model),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "-c",
+        "4096",
+        "-np",
+        "1",
+        "--cache-ram",
+        "256",
+        "-t",
+        "2",
+    ]
     proc = subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
@@ -174,8 +191,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{'server':<14} {'raw ms':>8} {'chat ms':>8} {'ratio':>6} {'added ms':>9} {'trim add':>9}   target"
     )
     for name, m in rows:
-        print(f"{name:<14} {m['raw_ms']:8.2f} {m['client_ms']:8.2f} {m['ratio']:6.3f} "
-              f"{m['added_ms']:9.2f} {m['added_trim_ms']:9.2f}   ratio<=1.05 (engine), added<2 ms")  # fmt: skip
+        print(
+            f"{name:<14} {m['raw_ms']:8.2f} {m['client_ms']:8.2f} {m['ratio']:6.3f} "
+            f"{m['added_ms']:9.2f} {m['added_trim_ms']:9.2f}   ratio<=1.05 (engine), added<2 ms"
+        )
     return 0
 
 

@@ -116,8 +116,10 @@ def main(argv: list[str] | None = None) -> int:
             port = free_port()
             out = subprocess.run(
                 [py, "-c", MANAGED_START, f"http://127.0.0.1:{port}/v1", model, tmp],
-                capture_output=True, text=True, check=True,
-            )  # fmt: skip
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             managed.append(float(out.stdout.strip()))
     h, m = statistics.median(by_hand), statistics.median(managed)
     rows.append(

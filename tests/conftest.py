@@ -44,9 +44,29 @@ def model_path() -> Path:
 def start_engine(model_path: Path, log: Path, *extra: str):
     """Start the real engine on a free port; returns (process, base URL ".../v1")."""
     port = free_port()
-    cmd = [sys.executable, "-m", "coder.engine", "-m", str(model_path), "--host", "127.0.0.1",
-           "--port", str(port), "-c", "8192", "-np", "1", "--alias", "smollm2", "--metrics",
-           "--cache-ram", "256", "-t", "2", *extra]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "coder.engine",
+        "-m",
+        str(model_path),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "-c",
+        "8192",
+        "-np",
+        "1",
+        "--alias",
+        "smollm2",
+        "--metrics",
+        "--cache-ram",
+        "256",
+        "-t",
+        "2",
+        *extra,
+    ]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     root = f"http://127.0.0.1:{port}"

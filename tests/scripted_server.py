@@ -45,10 +45,16 @@ from typing import Any
 
 MODEL = "scripted"
 TIMINGS = {
-    "cache_n": 0, "prompt_n": 12, "prompt_ms": 10.0, "prompt_per_token_ms": 0.83,
-    "prompt_per_second": 1200.0, "predicted_n": 3, "predicted_ms": 6.0,
-    "predicted_per_token_ms": 2.0, "predicted_per_second": 500.0,
-}  # fmt: skip
+    "cache_n": 0,
+    "prompt_n": 12,
+    "prompt_ms": 10.0,
+    "prompt_per_token_ms": 0.83,
+    "prompt_per_second": 1200.0,
+    "predicted_n": 3,
+    "predicted_ms": 6.0,
+    "predicted_per_token_ms": 2.0,
+    "predicted_per_second": 500.0,
+}
 PROPS = {
     "default_generation_settings": {"n_ctx": 4096},
     "total_slots": 1,
@@ -310,15 +316,26 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
 
 
-_REASONS = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 500: "Internal Server Error",
-            503: "Loading model"}  # fmt: skip
+_REASONS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    500: "Internal Server Error",
+    503: "Loading model",
+}
 
 
 # -- chunk builders -----------------------------------------------------------
 
 
-def chunk(delta: dict | None = None, finish_reason: str | None = None, *, model: str = MODEL,
-          id: str = "chatcmpl-scripted", **extra: Any) -> dict:  # fmt: skip
+def chunk(
+    delta: dict | None = None,
+    finish_reason: str | None = None,
+    *,
+    model: str = MODEL,
+    id: str = "chatcmpl-scripted",
+    **extra: Any,
+) -> dict:
     """One chat.completion.chunk with a single choice; `extra` adds top-level keys."""
     out: dict[str, Any] = {
         "choices": [{"finish_reason": finish_reason, "index": 0, "delta": delta or {}}],
@@ -341,8 +358,13 @@ def usage(prompt_tokens: int = 12, completion_tokens: int = 3, cached_tokens: in
     }
 
 
-def final_chunks(finish_reason: str = "stop", *, usage_: dict | None = None,
-                 timings: dict | None = None, include_usage: bool = True) -> list[dict]:  # fmt: skip
+def final_chunks(
+    finish_reason: str = "stop",
+    *,
+    usage_: dict | None = None,
+    timings: dict | None = None,
+    include_usage: bool = True,
+) -> list[dict]:
     """The finish chunk (llama.cpp puts `timings` on it) and the usage chunk (choices: [])."""
     out = [chunk({}, finish_reason, timings=dict(timings or TIMINGS))]
     if include_usage:
@@ -366,8 +388,13 @@ def text_chunks(text: str | list[str], *, logprobs: bool = False) -> list[dict]:
     return out
 
 
-def tool_call_chunks(calls: list[tuple[str, str]], *, pieces: int = 3, interleave: bool = False,
-                     ids: list[str] | None = None) -> list[dict]:  # fmt: skip
+def tool_call_chunks(
+    calls: list[tuple[str, str]],
+    *,
+    pieces: int = 3,
+    interleave: bool = False,
+    ids: list[str] | None = None,
+) -> list[dict]:
     """Streamed tool_calls deltas for [(name, arguments_json), ...].
 
     Each call's first delta carries index, id, type and name; its arguments then
@@ -407,14 +434,18 @@ def stream_text(text: str | list[str], finish_reason: str = "stop", **kw: Any) -
     return Stream(text_chunks(text, logprobs=logprobs) + final_chunks(finish_reason), **kw)
 
 
-def stream_tool_calls(calls: list[tuple[str, str]], *, interleave: bool = False, pieces: int = 3,
-                      **kw: Any) -> Stream:  # fmt: skip
+def stream_tool_calls(
+    calls: list[tuple[str, str]], *, interleave: bool = False, pieces: int = 3, **kw: Any
+) -> Stream:
     chunks = tool_call_chunks(calls, pieces=pieces, interleave=interleave)
     return Stream(chunks + final_chunks("tool_calls"), **kw)
 
 
-def completion(content: str | None = None, tool_calls: list[tuple[str, str]] | None = None,
-               finish_reason: str = "stop") -> Json:  # fmt: skip
+def completion(
+    content: str | None = None,
+    tool_calls: list[tuple[str, str]] | None = None,
+    finish_reason: str = "stop",
+) -> Json:
     """A non-streamed chat.completion response."""
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if tool_calls:
@@ -422,8 +453,14 @@ def completion(content: str | None = None, tool_calls: list[tuple[str, str]] | N
             {"id": f"call_{i}", "type": "function", "function": {"name": n, "arguments": a}}
             for i, (n, a) in enumerate(tool_calls)
         ]
-    return Json({
-        "choices": [{"finish_reason": finish_reason, "index": 0, "message": message}],
-        "created": 1700000000, "id": "chatcmpl-scripted", "model": MODEL,
-        "object": "chat.completion", "usage": usage(), "timings": dict(TIMINGS),
-    })  # fmt: skip
+    return Json(
+        {
+            "choices": [{"finish_reason": finish_reason, "index": 0, "message": message}],
+            "created": 1700000000,
+            "id": "chatcmpl-scripted",
+            "model": MODEL,
+            "object": "chat.completion",
+            "usage": usage(),
+            "timings": dict(TIMINGS),
+        }
+    )

@@ -318,8 +318,12 @@ def test_turn_result_carries_each_calls_usage_and_timings(workspace):
 def test_json_answer_cut_at_max_tokens_is_shown_once_as_a_truncated_answer(workspace):
     log = ListLog()
     with ScriptedServer() as srv:
-        srv.enqueue(Stream(text_chunks(['{"answer": "Hello, this is a lo', "ng answer"])
-                           + final_chunks("length")))  # fmt: skip
+        srv.enqueue(
+            Stream(
+                text_chunks(['{"answer": "Hello, this is a lo', "ng answer"])
+                + final_chunks("length")
+            )
+        )
         agent = make_agent(srv, workspace, protocol="json", log=log)
         events = Events()
         result = run_turn(agent, "hi", events)
@@ -344,8 +348,12 @@ def test_an_interrupted_json_reply_leaves_no_invented_turn(workspace):
     cancel_after_first = Events()
     with ScriptedServer() as srv:
         # a half-written tool call, then the user presses Ctrl-C
-        srv.enqueue(Stream(text_chunks(['{"tool": "write_file", "argu', 'ments": {"pa']) + final_chunks(),
-                           disconnect_after=1))  # fmt: skip
+        srv.enqueue(
+            Stream(
+                text_chunks(['{"tool": "write_file", "argu', 'ments": {"pa']) + final_chunks(),
+                disconnect_after=1,
+            )
+        )
         srv.enqueue(stream_text('{"answer": "fresh"}'))
         agent = make_agent(srv, workspace, protocol="json")
         first = run_turn(agent, "write it", cancel_after_first)
@@ -374,8 +382,10 @@ def test_server_warnings_for_forced_native_and_a_different_context():
     from coder.runtime import server_warnings
 
     cfg = Config()
-    props = {"chat_template_caps": {"supports_tools": False},
-             "default_generation_settings": {"n_ctx": 8192}}  # fmt: skip
+    props = {
+        "chat_template_caps": {"supports_tools": False},
+        "default_generation_settings": {"n_ctx": 8192},
+    }
     assert server_warnings(cfg, props) == []  # auto: json covers the missing tool support
     cfg.llm.tool_protocol = "native"
     props["default_generation_settings"]["n_ctx"] = 2048

@@ -176,8 +176,13 @@ def test_a_directory_as_config_file_is_refused(tmp_path):
 
 
 def test_json_without_q_is_a_usage_error(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "coder", "--json"], cwd=tmp_path,
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "coder", "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.returncode == 2 and "-q" in proc.stderr
 
 
@@ -185,8 +190,15 @@ def test_export_takes_a_log_directory_and_refuses_a_directory_as_output(tmp_path
     logs = tmp_path / "logs"
     logs.mkdir()
     (logs / "coder-20261101.jsonl").write_text("garbage\n")
-    run = lambda *a: subprocess.run([sys.executable, "-m", "coder", "export", *a], cwd=tmp_path,  # noqa: E731
-                                    capture_output=True, text=True)  # fmt: skip
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "coder", "export", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+        )
+
     ok = run("--format", "sft", str(logs), "-o", str(tmp_path / "out.jsonl"))
     assert ok.returncode == 0 and "skipped 1 corrupt lines" in ok.stderr
     bad = run("--format", "sft", str(logs), "-o", str(tmp_path))

@@ -25,14 +25,27 @@ from tests.scripted_server import (
 
 S = Sampling(temperature=0.0, max_tokens=32, seed=7)
 TOOLS = [
-    {"type": "function", "function": {
-        "name": "read_file", "description": "Read a file.",
-        "parameters": {"type": "object", "properties": {"path": {"type": "string", "description": "relative path"}},
-                       "required": ["path"]}}},
-    {"type": "function", "function": {
-        "name": "list_dir", "description": "List a directory.",
-        "parameters": {"type": "object", "properties": {"path": {"type": "string"}}}}},
-]  # fmt: skip
+    {
+        "type": "function",
+        "function": {
+            "name": "read_file",
+            "description": "Read a file.",
+            "parameters": {
+                "type": "object",
+                "properties": {"path": {"type": "string", "description": "relative path"}},
+                "required": ["path"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "list_dir",
+            "description": "List a directory.",
+            "parameters": {"type": "object", "properties": {"path": {"type": "string"}}},
+        },
+    },
+]
 MSGS = [
     {"role": "system", "content": "You are a coder."},
     {"role": "user", "content": "Read README.md"},
@@ -85,8 +98,13 @@ def test_native_request_shape(srv, client):
         32,
         7,
     )
-    assert (body["top_k"], body["min_p"], body["repeat_penalty"], body["repeat_last_n"], body["mirostat"]) == (
-        40, 0.05, 1.0, 64, 0)  # fmt: skip
+    assert (
+        body["top_k"],
+        body["min_p"],
+        body["repeat_penalty"],
+        body["repeat_last_n"],
+        body["mirostat"],
+    ) == (40, 0.05, 1.0, 64, 0)
     # llama.cpp refuses logprobs with tools + stream (HTTP 400): not asked for here...
     assert "logprobs" not in body and "top_logprobs" not in body
     # ...but asked for whenever the request carries no tools
@@ -98,12 +116,21 @@ def test_native_request_shape(srv, client):
 def test_json_protocol_request_shape(srv, client):
     srv.enqueue(stream_text('{"answer": "hi"}'))
     history = MSGS + [
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "c1", "type": "function", "function": {"name": "read_file", "arguments": '{"path": "a.py"}'}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "read_file", "arguments": '{"path": "a.py"}'},
+                }
+            ],
+        },
         {"role": "tool", "tool_call_id": "c1", "content": "print(1)"},
         {"role": "assistant", "content": "It prints 1."},
         {"role": "user", "content": "thanks"},
-    ]  # fmt: skip
+    ]
     r = chat(client, protocol="json", messages=history)
     body = r.request
     assert "tools" not in body
@@ -176,8 +203,13 @@ def test_tool_call_deltas_split_across_chunks(srv, client):
     assert [(c.id, c.name, c.arguments) for c in r.tool_calls] == [
         ("call_0", "read_file", '{"path": "src/main.py"}')
     ]
-    assert r.message["tool_calls"] == [{"id": "call_0", "type": "function",
-                                        "function": {"name": "read_file", "arguments": '{"path": "src/main.py"}'}}]  # fmt: skip
+    assert r.message["tool_calls"] == [
+        {
+            "id": "call_0",
+            "type": "function",
+            "function": {"name": "read_file", "arguments": '{"path": "src/main.py"}'},
+        }
+    ]
     assert (
         r.message["content"] is None and r.finish_reason == "tool_calls" and r.parse_error is None
     )
@@ -188,7 +220,9 @@ def test_two_tool_calls_interleaved(srv, client):
     srv.enqueue(stream_tool_calls(calls, interleave=True, pieces=4))
     r = chat(client)
     assert [(c.id, c.name, c.arguments) for c in r.tool_calls] == [
-        ("call_0", "read_file", '{"path": "a.py"}'), ("call_1", "list_dir", '{"path": "src"}')]  # fmt: skip
+        ("call_0", "read_file", '{"path": "a.py"}'),
+        ("call_1", "list_dir", '{"path": "src"}'),
+    ]
 
 
 def test_malformed_arguments_are_reported_not_raised(srv, client):
@@ -235,8 +269,12 @@ def test_503_then_success_is_retried(srv, client):
 
 
 def test_400_is_not_retried(srv, client):
-    srv.enqueue(Status(400, {"error": {"code": 400, "message": "bad grammar", "type": "invalid_request_error"}}),
-                stream_text("never"))  # fmt: skip
+    srv.enqueue(
+        Status(
+            400, {"error": {"code": 400, "message": "bad grammar", "type": "invalid_request_error"}}
+        ),
+        stream_text("never"),
+    )
     with pytest.raises(LLMError) as err:
         chat(client)
     assert (
@@ -357,8 +395,10 @@ def test_wrong_api_key_is_a_clear_error():
 def test_logprobs_collected(srv, client):
     srv.enqueue(stream_text(["a", "b"], logprobs=True))
     r = chat(client, logprobs=True)
-    assert r.logprobs == [{"id": 100, "token": "a", "bytes": [97], "logprob": -0.5},
-                          {"id": 101, "token": "b", "bytes": [98], "logprob": -0.5}]  # fmt: skip
+    assert r.logprobs == [
+        {"id": 100, "token": "a", "bytes": [97], "logprob": -0.5},
+        {"id": 101, "token": "b", "bytes": [98], "logprob": -0.5},
+    ]
 
 
 def test_non_streamed_response(srv, client):

@@ -59,9 +59,13 @@ def test_json_protocol_tool_call(client):
 def test_plain_answer_streams_with_usage_timings_logprobs(client):
     seen: list[str] = []
     r = client.chat(
-        [{"role": "user", "content": "Say hello in five words."}], [], sampling=GREEDY,
-        protocol="native", on_text=seen.append, logprobs=True,
-    )  # fmt: skip
+        [{"role": "user", "content": "Say hello in five words."}],
+        [],
+        sampling=GREEDY,
+        protocol="native",
+        on_text=seen.append,
+        logprobs=True,
+    )
     assert r.error is None and not r.interrupted and r.tool_calls == []
     assert len(seen) > 1 and "".join(seen) == r.message["content"] == r.raw_content
     assert 0 < len(r.logprobs) <= r.usage["completion_tokens"]  # the count may include EOS

