@@ -9,7 +9,9 @@ import stat
 from pathlib import Path
 from typing import BinaryIO
 
-from . import Tool, ToolContext, ToolError, error_text, object_schema, register
+from .arguments import object_schema
+from .output import ToolError, error_text
+from .registry import Tool, ToolContext, register
 from .workspace import SKIP_DIRS, Workspace, compile_glob, file_kind
 
 MAX_LIST = 500  # entries shown by list_dir / find_files / tree

@@ -18,7 +18,10 @@ import re
 import subprocess
 from pathlib import Path
 
-from . import Tool, ToolContext, ToolError, check_approval, object_schema, register
+from .approval import check_approval
+from .arguments import object_schema
+from .output import ToolError
+from .registry import Tool, ToolContext, register
 from .workspace import is_git_name
 
 _ENV = {

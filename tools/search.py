@@ -23,8 +23,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import Tool, ToolContext, ToolError, register
 from .files import HEAD, LineReader, binary_kind, split_lines
+from .output import ToolError
+from .registry import Tool, ToolContext, register
 from .workspace import (
     SKIP_DIRS,
     Workspace,

@@ -15,7 +15,9 @@ import threading
 import time
 
 from ..procs import group_alive, kill_group
-from . import Tool, ToolContext, ToolError, cap_bytes, check_approval, register
+from .approval import check_approval
+from .output import ToolError, cap_bytes
+from .registry import Tool, ToolContext, register
 
 _ENV = {
     "PAGER": "cat",
