@@ -7,11 +7,11 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import BinaryIO
+from typing import Annotated, BinaryIO
 
-from .arguments import object_schema
+from .declare import Bounds, tool
 from .output import ToolError, error_text
-from .registry import Tool, ToolContext, register
+from .registry import ToolContext
 from .workspace import SKIP_DIRS, Workspace, compile_glob, file_kind
 
 MAX_LIST = 500  # entries shown by list_dir / find_files / tree
@@ -29,9 +29,6 @@ _MAGIC = [
     (b"SQLite format 3\x00", "SQLite database"),
     (b"\x00asm", "WebAssembly module"),
 ]
-
-
-_PATH = {"type": "string", "description": "path relative to the workspace"}
 
 
 # -- reading -----------------------------------------------------------------------
@@ -189,19 +186,31 @@ def _read(
     return out
 
 
+Line = Annotated[int, Bounds(minimum=1)]
+
+
+@tool()
 def read_file(
     ctx: ToolContext,
     path: str,
-    start_line: int | None = None,
-    end_line: int | None = None,
+    start_line: Line | None = None,
+    end_line: Line | None = None,
     line_numbers: bool = False,
 ) -> str:
+    """Read a text file. Optional start_line/end_line (1-based, inclusive) read part of it.
+
+    Args:
+        path: path relative to the workspace
+        line_numbers: prefix each line with its number
+    """
     return _read(
         ctx.workspace, path, start_line, end_line, line_numbers, ctx.max_output_bytes - 256
     )
 
 
+@tool()
 def read_files(ctx: ToolContext, paths: list[str]) -> str:
+    """Read several text files at once."""
     if not paths:
         raise ToolError("paths is empty: give at least one file path")
     budget = max(1024, (ctx.max_output_bytes - 256) // len(paths))
@@ -223,7 +232,13 @@ def _summary(text: str) -> str:
     return f"{n} line{'s' if n != 1 else ''}, {len(text.encode('utf-8', 'surrogateescape'))} bytes"
 
 
+@tool()
 def write_file(ctx: ToolContext, path: str, content: str) -> str:
+    """Create or overwrite a file with the given content.
+
+    Args:
+        path: path relative to the workspace
+    """
     ws = ctx.workspace
     p = ws.resolve(path)
     rel = ws.relative(p)
@@ -236,7 +251,13 @@ def write_file(ctx: ToolContext, path: str, content: str) -> str:
     return f"{'overwrote' if existed else 'created'} {rel} ({_summary(content)})"
 
 
+@tool()
 def append_file(ctx: ToolContext, path: str, content: str) -> str:
+    """Add content at the end of a file (created if missing).
+
+    Args:
+        path: path relative to the workspace
+    """
     ws = ctx.workspace
     p = ws.resolve(path)
     rel = ws.relative(p)
@@ -300,9 +321,18 @@ def closest_lines(text: str, old: str, context: int = 1) -> str | None:
     return f"closest lines ({lo + 1}-{hi}, {round(best * 100)}% similar):\n{body}"
 
 
+@tool()
 def replace_in_file(
     ctx: ToolContext, path: str, old_text: str, new_text: str, replace_all: bool = False
 ) -> str:
+    """Replace old_text with new_text in a file. old_text must match exactly once (copy it
+    from the file), unless replace_all is true.
+
+    Args:
+        path: path relative to the workspace
+        old_text: exact text to find
+        new_text: text to put instead
+    """
     ws = ctx.workspace
     rel = ws.relative(ws.file(path))
     with ws.open(path) as f:
@@ -389,9 +419,16 @@ def _exts(ext: str | None) -> tuple[str, ...] | None:
     return tuple("." + e.lower() for e in parts if e) or None
 
 
+@tool()
 def list_dir(
     ctx: ToolContext, path: str = ".", ext: str | None = None, recursive: bool = False
 ) -> str:
+    """List a directory (directories end with /). ext filters files, e.g. "py".
+
+    Args:
+        path: path relative to the workspace
+        ext: file extension(s), e.g. "py" or "js,ts"
+    """
     ws = ctx.workspace
     d = ws.directory(path)
     exts = _exts(ext)
@@ -420,7 +457,13 @@ def list_dir(
     return "\n".join(out)
 
 
-def tree(ctx: ToolContext, path: str = ".", depth: int = 2) -> str:
+@tool()
+def tree(ctx: ToolContext, path: str = ".", depth: Annotated[int, Bounds(1, 10)] = 2) -> str:
+    """Show the directory tree down to a depth.
+
+    Args:
+        path: path relative to the workspace
+    """
     ws = ctx.workspace
     top = ws.directory(path)
     out = [ws.relative(top) + "/"]
@@ -456,7 +499,13 @@ def _special(entry: os.DirEntry) -> bool:
         return True
 
 
+@tool()
 def exists(ctx: ToolContext, path: str) -> str:
+    """Tell whether a path exists and if it is a file or a directory.
+
+    Args:
+        path: path relative to the workspace
+    """
     ws = ctx.workspace
     p = ws.resolve(path)
     rel = ws.relative(p)
@@ -471,7 +520,13 @@ def exists(ctx: ToolContext, path: str) -> str:
     return f"yes: {rel} is {file_kind(st.st_mode)}, not a regular file"
 
 
+@tool()
 def find_files(ctx: ToolContext, pattern: str, path: str = ".") -> str:
+    """Find files by glob, e.g. "*.py" (any directory) or "src/**/*.ts".
+
+    Args:
+        path: path relative to the workspace
+    """
     ws = ctx.workspace
     d = ws.directory(path)
     glob = compile_glob(pattern)
@@ -482,108 +537,3 @@ def find_files(ctx: ToolContext, pattern: str, path: str = ".") -> str:
     if len(found) > MAX_LIST:
         out.append(f"[{len(found) - MAX_LIST} more files not shown; use a narrower pattern]")
     return "\n".join(out)
-
-
-# -- registration ------------------------------------------------------------------------
-
-register(
-    Tool(
-        "read_file",
-        "Read a text file. Optional start_line/end_line (1-based, inclusive) read part of it.",
-        object_schema(
-            {
-                "path": _PATH,
-                "start_line": {"type": "integer", "minimum": 1},
-                "end_line": {"type": "integer", "minimum": 1},
-                "line_numbers": {
-                    "type": "boolean",
-                    "description": "prefix each line with its number",
-                },
-            },
-            ["path"],
-        ),
-        read_file,
-    )
-)
-register(
-    Tool(
-        "read_files",
-        "Read several text files at once.",
-        object_schema({"paths": {"type": "array", "items": {"type": "string"}}}, ["paths"]),
-        read_files,
-    )
-)
-register(
-    Tool(
-        "write_file",
-        "Create or overwrite a file with the given content.",
-        object_schema({"path": _PATH, "content": {"type": "string"}}, ["path", "content"]),
-        write_file,
-    )
-)
-register(
-    Tool(
-        "append_file",
-        "Add content at the end of a file (created if missing).",
-        object_schema({"path": _PATH, "content": {"type": "string"}}, ["path", "content"]),
-        append_file,
-    )
-)
-register(
-    Tool(
-        "replace_in_file",
-        "Replace old_text with new_text in a file. old_text must match exactly once "
-        "(copy it from the file), unless replace_all is true.",
-        object_schema(
-            {
-                "path": _PATH,
-                "old_text": {"type": "string", "description": "exact text to find"},
-                "new_text": {"type": "string", "description": "text to put instead"},
-                "replace_all": {"type": "boolean"},
-            },
-            ["path", "old_text", "new_text"],
-        ),
-        replace_in_file,
-    )
-)
-register(
-    Tool(
-        "list_dir",
-        'List a directory (directories end with /). ext filters files, e.g. "py".',
-        object_schema(
-            {
-                "path": _PATH,
-                "ext": {"type": "string", "description": 'file extension(s), e.g. "py" or "js,ts"'},
-                "recursive": {"type": "boolean"},
-            },
-            [],
-        ),
-        list_dir,
-    )
-)
-register(
-    Tool(
-        "tree",
-        "Show the directory tree down to a depth.",
-        object_schema(
-            {"path": _PATH, "depth": {"type": "integer", "minimum": 1, "maximum": 10}}, []
-        ),
-        tree,
-    )
-)
-register(
-    Tool(
-        "exists",
-        "Tell whether a path exists and if it is a file or a directory.",
-        object_schema({"path": _PATH}, ["path"]),
-        exists,
-    )
-)
-register(
-    Tool(
-        "find_files",
-        'Find files by glob, e.g. "*.py" (any directory) or "src/**/*.ts".',
-        object_schema({"pattern": {"type": "string"}, "path": _PATH}, ["pattern"]),
-        find_files,
-    )
-)
