@@ -14,7 +14,7 @@ from .registry import REGISTRY, Tool, ToolContext, ToolResult, dispatch, registe
 
 # Imported for their side effect: each registers its tools, in this order (the order of
 # `schemas()`, and so of the tools in every prompt).
-from . import files, git, search, shell  # noqa: F401  # isort: skip
+from . import reading, editing, listing, git, search, shell  # noqa: F401  # isort: skip
 
 __all__ = [
     "REGISTRY",

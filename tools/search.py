@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Annotated
 
 from .declare import Bounds, tool
-from .files import HEAD, LineReader, binary_kind, split_lines
+from .lines import HEAD, LineReader, binary_kind, split_lines
 from .output import ToolError
 from .registry import ToolContext
 from .workspace import (
