@@ -9,7 +9,7 @@ import tracemalloc
 import pytest
 
 from coder.tools import ToolContext, dispatch
-from coder.tools.files import LineReader, split_lines
+from coder.tools.lines import LineReader, split_lines
 from coder.tools.workspace import Workspace, WorkspaceError
 
 

@@ -17,8 +17,12 @@ import os
 import re
 import subprocess
 from pathlib import Path
+from typing import Annotated
 
-from . import Tool, ToolContext, ToolError, check_approval, object_schema, register
+from .approval import check_approval
+from .declare import Bounds, tool
+from .output import ToolError
+from .registry import ToolContext
 from .workspace import is_git_name
 
 _ENV = {
@@ -181,7 +185,9 @@ def _has_commits(ctx: ToolContext) -> bool:
     return run_git(ctx, "rev-parse", "--verify", "-q", "HEAD").returncode == 0
 
 
+@tool()
 def git_status(ctx: ToolContext) -> str:
+    """Show changed, staged and untracked files."""
     scope = _repo(ctx)
     out = _git(ctx, "status", "--short", "--branch", "--", *scope)
     if "\n" not in out:
@@ -189,7 +195,13 @@ def git_status(ctx: ToolContext) -> str:
     return out
 
 
+@tool()
 def git_diff(ctx: ToolContext, staged: bool = False, path: str | None = None) -> str:
+    """Show uncommitted changes as a diff (staged=true: what will be committed).
+
+    Args:
+        path: limit to this file or directory
+    """
     scope = _repo(ctx)
     args = ["diff", *_DIFF, "--relative"]
     if staged:
@@ -202,7 +214,15 @@ def git_diff(ctx: ToolContext, staged: bool = False, path: str | None = None) ->
     return out
 
 
-def git_log(ctx: ToolContext, max_count: int = 10, path: str | None = None) -> str:
+@tool()
+def git_log(
+    ctx: ToolContext, max_count: Annotated[int, Bounds(1, 200)] = 10, path: str | None = None
+) -> str:
+    """List recent commits.
+
+    Args:
+        path: limit to this file or directory
+    """
     scope = _repo(ctx)
     if not _has_commits(ctx):
         return "no commits yet"
@@ -214,7 +234,13 @@ def git_log(ctx: ToolContext, max_count: int = 10, path: str | None = None) -> s
     return out
 
 
+@tool()
 def git_show(ctx: ToolContext, rev: str = "HEAD", path: str | None = None) -> str:
+    """Show a commit (message and diff). rev is e.g. HEAD, HEAD~1 or a hash.
+
+    Args:
+        path: limit to this file or directory
+    """
     scope = _repo(ctx)
     if not _has_commits(ctx):
         return "no commits yet"
@@ -226,7 +252,9 @@ def git_show(ctx: ToolContext, rev: str = "HEAD", path: str | None = None) -> st
     return out
 
 
+@tool()
 def git_add(ctx: ToolContext, paths: list[str]) -> str:
+    """Stage files for the next commit."""
     if not paths:
         raise ToolError('paths is empty: give the files to stage ("." for all)')
     _repo(ctx)
@@ -243,7 +271,9 @@ def _hooks(ctx: ToolContext) -> list[str]:
     return [h for h in _COMMIT_HOOKS if os.access(d / h, os.X_OK) and (d / h).is_file()]
 
 
+@tool(needs_approval=True)
 def git_commit(ctx: ToolContext, message: str, all: bool = False) -> str:
+    """Commit the staged changes (all=true also stages modified files). Needs user approval."""
     if not message.strip():
         raise ToolError("message is empty: describe the change")
     _repo(ctx)
@@ -261,55 +291,3 @@ def git_commit(ctx: ToolContext, message: str, all: bool = False) -> str:
             raise ToolError("nothing to commit: stage files with git_add first (or all=true)")
         raise ToolError(f"git commit failed: {msg}")
     return r.stdout.strip()
-
-
-_PATH = {"type": "string", "description": "limit to this file or directory"}
-
-register(
-    Tool(
-        "git_status", "Show changed, staged and untracked files.", object_schema({}, []), git_status
-    )
-)
-register(
-    Tool(
-        "git_diff",
-        "Show uncommitted changes as a diff (staged=true: what will be committed).",
-        object_schema({"staged": {"type": "boolean"}, "path": _PATH}, []),
-        git_diff,
-    )
-)
-register(
-    Tool(
-        "git_log",
-        "List recent commits.",
-        object_schema(
-            {"max_count": {"type": "integer", "minimum": 1, "maximum": 200}, "path": _PATH}, []
-        ),
-        git_log,
-    )
-)
-register(
-    Tool(
-        "git_show",
-        "Show a commit (message and diff). rev is e.g. HEAD, HEAD~1 or a hash.",
-        object_schema({"rev": {"type": "string"}, "path": _PATH}, []),
-        git_show,
-    )
-)
-register(
-    Tool(
-        "git_add",
-        "Stage files for the next commit.",
-        object_schema({"paths": {"type": "array", "items": {"type": "string"}}}, ["paths"]),
-        git_add,
-    )
-)
-register(
-    Tool(
-        "git_commit",
-        "Commit the staged changes (all=true also stages modified files). Needs user approval.",
-        object_schema({"message": {"type": "string"}, "all": {"type": "boolean"}}, ["message"]),
-        git_commit,
-        needs_approval=True,
-    )
-)

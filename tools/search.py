@@ -22,9 +22,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
-from . import Tool, ToolContext, ToolError, register
-from .files import HEAD, LineReader, binary_kind, split_lines
+from .declare import Bounds, tool
+from .lines import HEAD, LineReader, binary_kind, split_lines
+from .output import ToolError
+from .registry import ToolContext
 from .workspace import (
     SKIP_DIRS,
     Workspace,
@@ -318,16 +321,27 @@ def format_results(blocks: Iterable[Block], q: Query) -> str:
     return "\n".join(out)
 
 
+@tool()
 def grep(
     ctx: ToolContext,
     pattern: str,
     path: str = ".",
     glob: str | None = None,
-    context: int = 0,
-    max_results: int = 100,
+    context: Annotated[int, Bounds(0, 20)] = 0,
+    max_results: Annotated[int, Bounds(1, 2000)] = 100,
     ignore_case: bool = False,
     fixed_strings: bool = False,
 ) -> str:
+    """Search file contents with a regex. Shows path:line:text for each match. glob limits
+    the files, e.g. "*.py".
+
+    Args:
+        pattern: regular expression
+        path: file or directory to search (default: all)
+        glob: file name glob, e.g. "*.py"; "!*.min.js" excludes
+        context: lines of context around each match
+        fixed_strings: pattern is plain text, not a regex
+    """
     ws = ctx.workspace
     start = ws.resolve(path)
     try:
@@ -355,41 +369,3 @@ def grep(
         where = ws.relative(start)
         body = f"no matches for '{pattern}' in {where}" + (f" (glob {glob})" if glob else "")
     return f"{note}\n{body}" if note else body
-
-
-register(
-    Tool(
-        "grep",
-        "Search file contents with a regex. Shows path:line:text for each match. "
-        'glob limits the files, e.g. "*.py".',
-        {
-            "type": "object",
-            "properties": {
-                "pattern": {"type": "string", "description": "regular expression"},
-                "path": {
-                    "type": "string",
-                    "description": "file or directory to search (default: all)",
-                },
-                "glob": {
-                    "type": "string",
-                    "description": 'file name glob, e.g. "*.py"; "!*.min.js" excludes',
-                },
-                "context": {
-                    "type": "integer",
-                    "minimum": 0,
-                    "maximum": 20,
-                    "description": "lines of context around each match",
-                },
-                "max_results": {"type": "integer", "minimum": 1, "maximum": 2000},
-                "ignore_case": {"type": "boolean"},
-                "fixed_strings": {
-                    "type": "boolean",
-                    "description": "pattern is plain text, not a regex",
-                },
-            },
-            "required": ["pattern"],
-            "additionalProperties": False,
-        },
-        grep,
-    )
-)

@@ -13,9 +13,13 @@ import re
 import subprocess
 import threading
 import time
+from typing import Annotated
 
 from ..procs import group_alive, kill_group
-from . import Tool, ToolContext, ToolError, cap_bytes, check_approval, register
+from .approval import check_approval
+from .declare import Bounds, tool
+from .output import ToolError, cap_bytes
+from .registry import ToolContext
 
 _ENV = {
     "PAGER": "cat",
@@ -73,7 +77,17 @@ def command_env() -> dict[str, str]:
     return {**env, **_ENV}
 
 
-def run_shell(ctx: ToolContext, command: str, timeout: int | None = None) -> str:
+@tool(needs_approval=True)
+def run_shell(
+    ctx: ToolContext, command: str, timeout: Annotated[int, Bounds(minimum=1)] | None = None
+) -> str:
+    """Run a shell command in the workspace and show its output and exit code. Needs user
+    approval.
+
+    Args:
+        command: bash command line
+        timeout: seconds (optional)
+    """
     if not command.strip():
         raise ToolError("command is empty")
     check_approval(ctx, "run_shell", command)
@@ -122,23 +136,3 @@ def run_shell(ctx: ToolContext, command: str, timeout: int | None = None) -> str
     code = proc.returncode
     status = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
     return f"{output}{leftover}\n[{status}]"
-
-
-register(
-    Tool(
-        "run_shell",
-        "Run a shell command in the workspace and show its output and exit code. "
-        "Needs user approval.",
-        {
-            "type": "object",
-            "properties": {
-                "command": {"type": "string", "description": "bash command line"},
-                "timeout": {"type": "integer", "minimum": 1, "description": "seconds (optional)"},
-            },
-            "required": ["command"],
-            "additionalProperties": False,
-        },
-        run_shell,
-        needs_approval=True,
-    )
-)

@@ -1,0 +1,112 @@
+"""The tool registry: what a tool is, the schemas the model sees, and dispatch.
+
+Each tool is a plain function `fn(ctx, **arguments) -> str` plus a JSON schema.
+`dispatch` never raises (except KeyboardInterrupt): unknown tools, bad arguments
+and failures come back as an error result the model can read and correct.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+
+from .arguments import coerce, parse_arguments, signature, validate
+from .output import ToolError, cap_text, error_text
+from .workspace import Workspace, WorkspaceError
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str
+    parameters: dict  # JSON schema of the arguments object
+    fn: Callable[..., str]  # fn(ctx, **arguments) -> output text; raise ToolError for a clean error
+    needs_approval: bool = False
+
+
+@dataclass
+class ToolContext:
+    workspace: Workspace
+    # approve(tool_name, what) -> True to run it; False, or a str giving the reason, to refuse
+    approve: Callable[[str, str], bool | str] = lambda name, what: False
+    approval: str = "ask"  # ask | auto | never  (config tools.shell.approval)
+    shell_timeout: float = 120.0
+    max_output_bytes: int = 32768
+    cancel: threading.Event | None = None  # set by the UI on Ctrl-C; long tools check it
+
+
+@dataclass
+class ToolResult:
+    output: str
+    is_error: bool
+    duration_ms: float
+
+
+REGISTRY: dict[str, Tool] = {}
+
+
+def register(tool: Tool) -> Tool:
+    REGISTRY[tool.name] = tool
+    return tool
+
+
+def schemas(names: Iterable[str] | None = None) -> list[dict]:
+    """OpenAI `tools` entries for the named tools (all, in registration order, if None)."""
+    chosen = list(REGISTRY) if names is None else [n for n in names if n in REGISTRY]
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": REGISTRY[n].name,
+                "description": REGISTRY[n].description,
+                "parameters": REGISTRY[n].parameters,
+            },
+        }
+        for n in chosen
+    ]
+
+
+def dispatch(name: str, arguments: str | dict, ctx: ToolContext) -> ToolResult:
+    """Run a tool call. Never raises except KeyboardInterrupt. The result's duration is the
+    tool's own work: time spent waiting for the user's approval is left out."""
+    start = time.perf_counter()
+    waited = [0.0]
+    ask = ctx.approve
+
+    def timed_approve(tool_name: str, what: str) -> bool | str:
+        t = time.perf_counter()
+        try:
+            return ask(tool_name, what)
+        finally:
+            waited[0] += time.perf_counter() - t
+
+    try:
+        # a copy: the shared context may be used by another thread meanwhile
+        tctx = replace(ctx, approve=timed_approve)
+        output, is_error = _run(name, arguments, tctx), False
+    except (ToolError, WorkspaceError) as e:
+        output, is_error = error_text(str(e)), True
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # the model gets a readable error instead of a crash
+        output, is_error = error_text(f"{name} failed: {type(e).__name__}: {e}"), True
+    output = cap_text(output, ctx.max_output_bytes)
+    elapsed = time.perf_counter() - start - waited[0]
+    return ToolResult(output, is_error, max(0.0, elapsed) * 1000.0)
+
+
+def _run(name: str, arguments: str | dict, ctx: ToolContext) -> str:
+    tool = REGISTRY.get(name) if isinstance(name, str) else None
+    if tool is None:
+        raise ToolError(f"unknown tool '{name}'. Available tools: {', '.join(REGISTRY)}")
+    args = coerce(tool.parameters, parse_arguments(arguments))
+    problems = validate(tool.parameters, args)
+    if problems:
+        raise ToolError(
+            f"bad arguments for {tool.name}: {'; '.join(problems)}. "
+            f"Expected: {tool.name}({signature(tool.parameters)})"
+        )
+    args = {k: v for k, v in args.items() if v is not None}
+    return tool.fn(ctx, **args)
