@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -94,3 +95,21 @@ def engine_url(model_path: Path, tmp_path_factory: pytest.TempPathFactory):
         yield url
     finally:
         stop_engine(proc)
+
+
+class Hung(BaseException):  # not an Exception: dispatch must not turn it into an error result
+    pass
+
+
+@pytest.fixture
+def no_hang():
+    """Fail (instead of hanging the suite) if a tool blocks, e.g. on opening a FIFO."""
+
+    def on_alarm(*_):
+        raise Hung("the tool blocked")
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(10)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)

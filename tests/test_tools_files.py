@@ -1,7 +1,6 @@
 """File tools on real files."""
 
 import os
-import signal
 import socket
 import stat
 import tracemalloc
@@ -224,24 +223,6 @@ def test_replace_in_a_crlf_file_keeps_crlf(ctx, tmp_path):
     f.write_bytes(b"a = 1\r\nb = 2\r\nc = 3\r\n")
     ok(ctx, "replace_in_file", path="w.txt", old_text="a = 1\nb = 2", new_text="a = 10\nb = 20")
     assert f.read_bytes() == b"a = 10\r\nb = 20\r\nc = 3\r\n"
-
-
-class Hung(BaseException):  # not an Exception: dispatch must not turn it into an error result
-    pass
-
-
-@pytest.fixture
-def no_hang():
-    """Fail (instead of hanging the suite) if a tool blocks, e.g. on opening a FIFO."""
-
-    def on_alarm(*_):
-        raise Hung("the tool blocked")
-
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(10)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
 
 
 def test_fifos_and_sockets_are_refused_and_not_listed(ctx, tmp_path, no_hang):

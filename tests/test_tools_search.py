@@ -1,7 +1,6 @@
 """grep: rg and the pure-Python fallback give the same answer."""
 
 import os
-import signal
 import tracemalloc
 
 import pytest
@@ -128,22 +127,6 @@ def test_grep_errors(ws):
 
 def test_rg_is_found_in_the_venv():
     assert RG is not None and os.path.basename(RG) == "rg"
-
-
-class Hung(BaseException):  # not an Exception: dispatch must not turn it into an error result
-    pass
-
-
-@pytest.fixture
-def no_hang():
-    def on_alarm(*_):
-        raise Hung("grep blocked")
-
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(10)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
 
 
 @pytest.mark.parametrize("backend", ["rg", "python"])
