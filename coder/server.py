@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from coder.config import Config, ConfigError
+from coder.log.redact import REDACTED
 from coder.procs import kill_group
 
 Notify = Callable[[str], None]
@@ -182,7 +183,7 @@ def redact(cmd: list[str]) -> list[str]:
     out = list(cmd)
     for i, arg in enumerate(out[:-1]):
         if arg == "--api-key":
-            out[i + 1] = "***"
+            out[i + 1] = REDACTED
     return out
 
 

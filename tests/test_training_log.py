@@ -17,8 +17,7 @@ from coder import export
 from coder.agent import Agent, run_turn
 from coder.config import Config
 from coder.llm import Client
-from coder.logger import Logger, list_log_files
-from coder.records import Recorder, read_sessions
+from coder.log import Logger, Recorder, list_log_files, read_sessions
 from coder.tools import ToolContext
 from coder.tools.workspace import Workspace
 from tests.scripted_server import (
