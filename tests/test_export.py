@@ -272,10 +272,17 @@ def test_json_protocol_call_blobs_response_format(tmp_path: Path) -> None:
     lg = Logger(d)
     rec = Recorder(lg, "j")
     rec.session_start(config={}, model={}, tools=TOOLS, workspace="/w", git_head=None)
-    schema = {"type": "json_schema", "json_schema": {"name": "step", "schema": {"anyOf": [
-        {"properties": {"tool": {"const": "read_file"}, "arguments": TOOLS[0]["function"]["parameters"]}},
-        {"properties": {"final": {"type": "string"}}},
-    ]}}}  # fmt: skip
+    call_branch = {
+        "properties": {
+            "tool": {"const": "read_file"},
+            "arguments": TOOLS[0]["function"]["parameters"],
+        }
+    }
+    answer_branch = {"properties": {"final": {"type": "string"}}}
+    schema = {
+        "type": "json_schema",
+        "json_schema": {"name": "step", "schema": {"anyOf": [call_branch, answer_branch]}},
+    }
     request = {
         "model": "smol",
         "messages": [SYSTEM, {"role": "user", "content": "read a.py"}],
@@ -558,3 +565,20 @@ def test_one_auto_reward_per_turn_puts_clean_successes_in_groups(tmp_path: Path)
         "I read d.py.",
         "second",
     ]
+
+
+def test_no_paths_and_no_log_dir_is_an_error_not_a_guess(tmp_path: Path, monkeypatch) -> None:
+    from coder.log import NoLogs
+
+    cwd_logs = tmp_path / "logs"  # what export() used to fall back to
+    lg = Logger(cwd_logs)
+    rollout(lg, "s1", "fix", "a.py", 1.0)
+    lg.close()
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "o.jsonl"
+    with pytest.raises(NoLogs, match="no logs to read"):
+        export([], "sft", out)
+    with pytest.raises(NoLogs):
+        export(None, "sft", out)
+    assert not out.exists()
+    assert export([], "sft", out, log_dir=cwd_logs).rows == 1  # named: read

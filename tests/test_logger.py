@@ -339,3 +339,46 @@ def test_close_gives_up_after_bounded_retries_and_counts_the_loss(
     assert st["queued"] == 0 and st["errors"] > 0
     lg.log({"type": "session_end", "i": 99})  # after close: one try, then counted
     assert lg.stats()["dropped"] == 51
+
+
+def test_by_default_nothing_is_dropped_even_an_unknown_type(tmp_path: Path) -> None:
+    lg = Logger(tmp_path, buffer_size=5, flush_interval=5.0, block_timeout=0.001)
+    with lg._io:  # the writer is stalled: the queue fills at once
+        held = threading.Thread(
+            target=lambda: [lg.log({"type": "x-new", "i": i}) for i in range(50)]
+        )
+        held.start()
+        time.sleep(0.2)
+    held.join(10)
+    assert lg.close()
+    assert [r["i"] for r in read_records(tmp_path)] == list(range(50))
+    assert lg.stats()["dropped"] == 0
+
+
+def test_a_writer_fault_is_counted_reported_and_survived(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    lg = Logger(tmp_path, flush_interval=0.01)
+    real = lg._drain
+    faults = {"n": 2}
+
+    def drain() -> bool:
+        if faults["n"]:
+            faults["n"] -= 1
+            raise RuntimeError("bug in the writer")
+        return real()
+
+    monkeypatch.setattr(lg, "_drain", drain)
+    lg.log({"type": "reward", "i": 0})
+    lg._wake.set()
+    deadline = time.monotonic() + 5
+    while faults["n"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert lg._thread.is_alive()  # the writer thread kept going
+    lg.log({"type": "reward", "i": 1})
+    assert lg.close()
+    st = lg.stats()
+    assert st["writer_faults"] == 2 and "bug in the writer" in st["last_error"]
+    err = capsys.readouterr().err
+    assert err.count("log writer error") == 1 and "RuntimeError" in err
+    assert 1 in [r["i"] for r in read_records(tmp_path)]

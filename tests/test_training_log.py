@@ -183,8 +183,12 @@ def test_verify_command_becomes_a_verifier_reward(tmp_path, check, code, reward)
         )
         proc = subprocess.run(
             [sys.executable, "-m", "coder", "-q", "do it", "--verify", check],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert proc.returncode == code, proc.stderr
     [session] = list(read_sessions(list_log_files(tmp_path / "logs")))
     [verdict] = [r for r in session.rewards if r["source"] == "verifier"]
@@ -201,8 +205,12 @@ def test_api_key_from_config_yaml_reaches_no_record(tmp_path):
         env["CODER_TOOL_PROTOCOL"] = "native"
         proc = subprocess.run(
             [sys.executable, "-m", "coder", "-q", "read it"],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert all(r.headers.get("authorization") == f"Bearer {key}" for r in srv.chat_requests())
     assert proc.returncode == 0, proc.stderr
     text = b"".join(p.read_bytes() for p in list_log_files(tmp_path / "logs"))
