@@ -170,9 +170,9 @@ def bench_latency(records: list[dict], n: int) -> dict[str, float]:
 
 
 def bench_drops(rate: int, seconds: float, record: dict) -> tuple[int, int]:
-    """Low-value events at ``rate``/s, paced in 10 ms ticks, default buffer."""
+    """Low-value (droppable) events at ``rate``/s, paced in 10 ms ticks, default buffer."""
     with tempfile.TemporaryDirectory() as d:
-        lg = Logger(d)
+        lg = Logger(d, droppable={record["type"]})
         per_tick = max(1, rate // 100)
         sent = 0
         start = time.perf_counter()
@@ -190,7 +190,7 @@ def bench_drops(rate: int, seconds: float, record: dict) -> tuple[int, int]:
 
 def bench_flood(record: dict, n: int) -> tuple[int, int]:
     with tempfile.TemporaryDirectory() as d:
-        lg = Logger(d)
+        lg = Logger(d, droppable={record["type"]})
         for _ in range(n):
             lg.log(record)
         lg.close()
