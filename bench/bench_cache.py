@@ -21,7 +21,7 @@ from coder import provision  # noqa: E402
 from coder.agent import Agent, run_turn  # noqa: E402
 from coder.config import Config  # noqa: E402
 from coder.llm import Client  # noqa: E402
-from coder.records import Recorder  # noqa: E402
+from coder.log import Recorder  # noqa: E402
 from coder.tools import ToolContext  # noqa: E402
 from coder.tools.workspace import Workspace  # noqa: E402
 from tests.conftest import free_port, wait_healthy  # noqa: E402

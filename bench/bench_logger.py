@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from coder.logger import Logger  # noqa: E402
-from coder.records import Recorder  # noqa: E402
+from coder.chat import ChatResult  # noqa: E402
+from coder.log import Logger, Recorder  # noqa: E402
 
 VOCAB = [
     " the",
@@ -91,23 +91,26 @@ def model_call_records(n_variants: int = 8, tokens: int = 128) -> list[dict]:
         rec.model_call(
             turn=1,
             step=step,
-            request={
-                "model": "smol",
-                "messages": list(msgs),
-                "temperature": 0.2,
-                "top_p": 0.9,
-                "max_tokens": 1024,
-                "stream": True,
-                "logprobs": True,
-            },
-            response_message=reply,
-            raw_content=text,
-            finish_reason="tool_calls",
-            usage={"prompt_tokens": 900 + step, "completion_tokens": tokens},
-            timings={"prompt_n": 30, "cache_n": 870, "predicted_n": tokens, "prompt_ms": 110.0},
-            logprobs=lp,
-            protocol="native",
-            duration_ms=1500.0,
+            reply=ChatResult(
+                tool_calls=[],
+                request={
+                    "model": "smol",
+                    "messages": list(msgs),
+                    "temperature": 0.2,
+                    "top_p": 0.9,
+                    "max_tokens": 1024,
+                    "stream": True,
+                    "logprobs": True,
+                },
+                message=reply,
+                raw_content=text,
+                finish_reason="tool_calls",
+                usage={"prompt_tokens": 900 + step, "completion_tokens": tokens},
+                timings={"prompt_n": 30, "cache_n": 870, "predicted_n": tokens, "prompt_ms": 110.0},
+                logprobs=lp,
+                protocol="native",
+                duration_ms=1500.0,
+            ),
         )
         msgs.append(reply)
     return [r for r in cap.records if r["type"] == "model_call"]
@@ -167,9 +170,9 @@ def bench_latency(records: list[dict], n: int) -> dict[str, float]:
 
 
 def bench_drops(rate: int, seconds: float, record: dict) -> tuple[int, int]:
-    """Low-value events at ``rate``/s, paced in 10 ms ticks, default buffer."""
+    """Low-value (droppable) events at ``rate``/s, paced in 10 ms ticks, default buffer."""
     with tempfile.TemporaryDirectory() as d:
-        lg = Logger(d)
+        lg = Logger(d, droppable={record["type"]})
         per_tick = max(1, rate // 100)
         sent = 0
         start = time.perf_counter()
@@ -187,7 +190,7 @@ def bench_drops(rate: int, seconds: float, record: dict) -> tuple[int, int]:
 
 def bench_flood(record: dict, n: int) -> tuple[int, int]:
     with tempfile.TemporaryDirectory() as d:
-        lg = Logger(d)
+        lg = Logger(d, droppable={record["type"]})
         for _ in range(n):
             lg.log(record)
         lg.close()

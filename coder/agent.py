@@ -59,14 +59,22 @@ class NullSink:
         pass
 
 
-class Recorder(Protocol):  # coder.records.Recorder, or nothing
+class Recorder(Protocol):  # coder.log.Recorder, or nothing
     def user_message(self, turn: int, content: str) -> None: ...
-    def model_call(self, **fields) -> None: ...
-    def tool_result(self, **fields) -> None: ...
+    def model_call(self, turn: int, step: int, reply: ChatResult) -> None: ...
+    def tool_result(self, turn: int, step: int, call: ToolCall, result: ToolResult) -> None: ...
     def reward(
         self, value: float, source: str, note: str | None = None, turn: int | None = None
     ) -> None: ...
-    def compaction(self, **fields) -> None: ...
+    def compaction(
+        self,
+        *,
+        turn: int,
+        dropped_messages: int,
+        tokens_before: int | None,
+        tokens_after: int | None,
+        note: str = "",
+    ) -> None: ...
 
 
 class ChatModel(Protocol):
@@ -355,38 +363,13 @@ def _run_tool(agent: Agent, call: ToolCall, sink: Sink, turn: int, step: int) ->
         out = toolbox.dispatch(call.name, call.arguments, agent.tool_ctx)
     sink.tool_result(call, out)
     if agent.recorder:
-        agent.recorder.tool_result(
-            turn=turn,
-            step=step,
-            call_id=call.id,
-            name=call.name,
-            arguments=call.arguments,
-            output=out.output,
-            is_error=out.is_error,
-            duration_ms=out.duration_ms,
-        )
+        agent.recorder.tool_result(turn, step, call, out)
     return out
 
 
 def _record_call(agent: Agent, reply: ChatResult, turn: int, step: int) -> None:
-    if not agent.recorder:
-        return
-    agent.recorder.model_call(
-        turn=turn,
-        step=step,
-        request=reply.request,
-        response_message=reply.message,
-        raw_content=reply.raw_content,
-        finish_reason=reply.finish_reason,
-        usage=reply.usage,
-        timings=reply.timings,
-        logprobs=reply.logprobs,
-        protocol=reply.protocol,
-        interrupted=reply.interrupted,
-        error=reply.error or reply.parse_error,
-        duration_ms=reply.duration_ms,
-        reasoning=reply.reasoning,
-    )
+    if agent.recorder:
+        agent.recorder.model_call(turn, step, reply)  # logs parse_error as its error
 
 
 # The model's own failures; a server error or the user's Ctrl-C is not scored.

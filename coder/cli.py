@@ -48,6 +48,8 @@ def common_options(default=None):
 def build_parser():
     import argparse
 
+    from coder.export import FORMATS
+
     common = common_options()
     sub_common = common_options(argparse.SUPPRESS)
 
@@ -75,7 +77,7 @@ def build_parser():
     srv.add_argument("action", choices=["status", "start", "stop"])
 
     exp = sub.add_parser("export", parents=[sub_common], help="turn logs into training data")
-    exp.add_argument("--format", required=True, choices=["sft", "openai", "grpo", "dpo"])
+    exp.add_argument("--format", required=True, choices=FORMATS)
     exp.add_argument("--since", metavar="DATE")
     exp.add_argument("--min-reward", type=float, metavar="R")
     exp.add_argument("--session", metavar="ID")

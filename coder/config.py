@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from coder.redact import REDACTED
+
 
 class ConfigError(Exception):
     """A bad config value: the message names the key and its source."""
@@ -421,7 +423,7 @@ def as_dict(cfg: Config, redact: bool = True) -> dict:
     data = dataclasses.asdict(cfg)
     data.pop("sources", None)
     if redact and data["llm"].get("api_key"):
-        data["llm"]["api_key"] = "***"
+        data["llm"]["api_key"] = REDACTED
     return data
 
 

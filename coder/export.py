@@ -24,17 +24,17 @@ from typing import IO, Any
 
 import orjson
 
-from coder.logger import list_log_files
-from coder.records import (
+from coder.log import (
     ModelCall,
     ReadStats,
     SessionLog,
     canonical,
     decode_logprobs,
+    log_files,
     read_sessions,
 )
 
-FORMATS = ("sft", "openai", "grpo", "dpo")
+FORMATS = ("sft", "openai", "grpo", "dpo")  # the CLI's --format choices too
 PROGRESS_MIN_BYTES = 8 << 20
 ADV_EPS = 1e-4
 _OPENAI_MSG_KEYS = ("role", "content", "name", "tool_calls", "tool_call_id", "weight")
@@ -48,17 +48,6 @@ class ExportStats:
     skipped_rows: int = 0
     broken_calls: int = 0
     out: str | None = None
-
-
-def resolve_inputs(paths: list[Path] | None, log_dir: str | os.PathLike = "logs") -> list[Path]:
-    """Files to read: the given files, directories expanded to their *.jsonl
-    (in write order); nothing given -> every *.jsonl under ``log_dir``."""
-    if not paths:
-        return list_log_files(log_dir)
-    out: list[Path] = []
-    for p in map(Path, paths):
-        out.extend(list_log_files(p) if p.is_dir() else [p])
-    return out
 
 
 # ------------------------------------------------------------ message shapes
@@ -110,7 +99,7 @@ def completion_message(call: ModelCall) -> dict:
         tokens = call.tokens or {}
         text = tokens["text"] if isinstance(tokens.get("text"), str) else call.raw_content
         return {"role": "assistant", "content": text or ""}
-    return call.response
+    return call.message
 
 
 def _with_reasoning(m: dict, call: ModelCall) -> dict:
@@ -167,7 +156,7 @@ def _conversations(
     unless that list is the start of the next good call's prompt (the usual
     case within a turn and across turns; a compaction starts a new one).
     Yields (last call, messages, [(index of a call's completion, call), ...])."""
-    good = [c for c in s.calls if c.ok and c.response]
+    good = [c for c in s.calls if c.ok and c.message]
     own: list[tuple[int, ModelCall]] = []
     for i, c in enumerate(good):
         msgs = [*c.request["messages"], completion_message(c)]
@@ -220,22 +209,23 @@ class _Out:
 
 
 def export(
-    paths: list[Path],
+    paths: list[Path] | None,
     fmt: str,
     out: Path | None,
     since: datetime | None = None,
     min_reward: float | None = None,
     session: str | None = None,
     progress: bool = False,
-    log_dir: str | os.PathLike = "logs",
+    log_dir: str | os.PathLike | None = None,
 ) -> ExportStats:
-    """Write training rows from the logs in ``paths`` (default: all of ``log_dir``).
+    """Write training rows from the logs in ``paths`` (files or directories; none
+    given: every log of ``log_dir``; neither: coder.log.NoLogs).
 
     ``out`` None writes to stdout. Corrupt lines are skipped and counted.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
-    files = resolve_inputs(paths, log_dir)
+    files = log_files(paths, log_dir)
     since_ts = since.timestamp() if since is not None else None
     stats = ExportStats(out=str(out) if out else None)
     rstats = ReadStats()
@@ -344,7 +334,7 @@ def _export_groups(
                 task = s.extra.get("task_id")
                 keys.new_session()
                 for call in s.calls:
-                    if not call.ok or not call.response:
+                    if not call.ok or not call.message:
                         continue
                     value, source = _reward_value(s, call.turn)
                     if value is None:

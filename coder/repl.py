@@ -39,7 +39,7 @@ from rich.text import Text
 from coder import agent as agent_mod
 from coder import config as config_mod
 from coder import sessions
-from coder.logger import list_log_files
+from coder.log import list_log_files
 from coder.render import RichSink, markdown
 from coder.tools.workspace import WorkspaceError
 

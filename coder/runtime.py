@@ -20,8 +20,7 @@ from coder import server as srv
 from coder.agent import Agent, system_prompt
 from coder.config import Config, ConfigError, log_dir
 from coder.llm import Client
-from coder.logger import Logger
-from coder.records import Recorder
+from coder.log import Logger, Recorder
 from coder.tools import ToolContext
 from coder.tools.workspace import Workspace, WorkspaceError
 

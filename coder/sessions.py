@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from coder.atomic import atomic_write
-from coder.records import scrub
+from coder.redact import REDACTED, scrub
 
 VERSION = 1
 SUFFIX = ".json"
@@ -225,7 +225,7 @@ def _redact(config: dict) -> dict:
     data = scrub(config)
     llm = data.get("llm") if isinstance(data, dict) else None
     if isinstance(llm, dict) and llm.get("api_key"):
-        llm["api_key"] = "[REDACTED]"
+        llm["api_key"] = REDACTED
     return data
 
 

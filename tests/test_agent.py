@@ -10,7 +10,7 @@ from coder.agent import Agent, run_turn
 from coder.config import Config
 from coder.context import Budget, shed_context
 from coder.llm import Client
-from coder.records import Recorder
+from coder.log import Recorder
 from coder.tools import ToolContext
 from coder.tools.workspace import Workspace
 from tests.scripted_server import (

@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 
-from coder.records import read_sessions
+from coder.log import read_sessions
 
 
 def test_q_read_file_call_runs_and_its_result_reaches_the_model(tmp_path, engine_url):

@@ -8,6 +8,7 @@ import pytest
 
 from coder import config
 from coder.config import Config, ConfigError
+from coder.log import REDACTED
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -79,7 +80,7 @@ def test_precedence_cli_over_env_over_file_over_user(tmp_path):
     assert cfg.llm.sampling.seed == 3  # env over --config
     assert cfg.llm.sampling.temperature == 0.9  # CLI over all
     assert cfg.llm.api_key == "k"
-    assert config.as_dict(cfg)["llm"]["api_key"] == "***"
+    assert config.as_dict(cfg)["llm"]["api_key"] == REDACTED
 
 
 def test_env_value_of_wrong_type_names_the_key(tmp_path):

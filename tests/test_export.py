@@ -11,9 +11,9 @@ import orjson
 import pytest
 
 from coder import export as export_mod
+from coder.chat import ChatResult
 from coder.export import advantages, export
-from coder.logger import Logger, list_log_files
-from coder.records import Recorder
+from coder.log import Logger, Recorder, list_log_files
 
 TOOLS = [
     {
@@ -32,19 +32,31 @@ TOOLS = [
 SYSTEM = {"role": "system", "content": "You are coder, a coding agent. " * 10}
 
 
+def chat_result(**fields) -> ChatResult:
+    """A ChatResult as the client returns it, for Recorder.model_call."""
+    return ChatResult(**{"tool_calls": [], **fields})
+
+
 def call(rec: Recorder, turn: int, step: int, messages: list, reply: dict, **kw) -> None:
     rec.model_call(
         turn=turn,
         step=step,
-        request={"model": "smol", "messages": list(messages), "tools": TOOLS, "temperature": 0.7},
-        response_message=reply,
-        raw_content=reply.get("content") or json.dumps(reply.get("tool_calls")),
-        finish_reason="stop",
-        usage={"prompt_tokens": 10, "completion_tokens": 5},
-        timings=None,
-        logprobs=[{"id": 7, "token": "x", "logprob": -0.5}],
-        protocol="native",
-        **kw,
+        reply=chat_result(
+            request={
+                "model": "smol",
+                "messages": list(messages),
+                "tools": TOOLS,
+                "temperature": 0.7,
+            },
+            message=reply,
+            raw_content=reply.get("content") or json.dumps(reply.get("tool_calls")),
+            finish_reason="stop",
+            usage={"prompt_tokens": 10, "completion_tokens": 5},
+            timings=None,
+            logprobs=[{"id": 7, "token": "x", "logprob": -0.5}],
+            protocol="native",
+            **kw,
+        ),
     )
 
 
@@ -260,10 +272,17 @@ def test_json_protocol_call_blobs_response_format(tmp_path: Path) -> None:
     lg = Logger(d)
     rec = Recorder(lg, "j")
     rec.session_start(config={}, model={}, tools=TOOLS, workspace="/w", git_head=None)
-    schema = {"type": "json_schema", "json_schema": {"name": "step", "schema": {"anyOf": [
-        {"properties": {"tool": {"const": "read_file"}, "arguments": TOOLS[0]["function"]["parameters"]}},
-        {"properties": {"final": {"type": "string"}}},
-    ]}}}  # fmt: skip
+    call_branch = {
+        "properties": {
+            "tool": {"const": "read_file"},
+            "arguments": TOOLS[0]["function"]["parameters"],
+        }
+    }
+    answer_branch = {"properties": {"final": {"type": "string"}}}
+    schema = {
+        "type": "json_schema",
+        "json_schema": {"name": "step", "schema": {"anyOf": [call_branch, answer_branch]}},
+    }
     request = {
         "model": "smol",
         "messages": [SYSTEM, {"role": "user", "content": "read a.py"}],
@@ -274,14 +293,16 @@ def test_json_protocol_call_blobs_response_format(tmp_path: Path) -> None:
     rec.model_call(
         turn=1,
         step=0,
-        request=request,
-        response_message=reply,
-        raw_content='{"tool":"read_file","arguments":{"path":"a.py"}}',
-        finish_reason="stop",
-        usage=None,
-        timings=None,
-        logprobs=None,
-        protocol="json",
+        reply=chat_result(
+            request=request,
+            message=reply,
+            raw_content='{"tool":"read_file","arguments":{"path":"a.py"}}',
+            finish_reason="stop",
+            usage=None,
+            timings=None,
+            logprobs=None,
+            protocol="json",
+        ),
     )
     rec.session_end("done")
     lg.close()
@@ -332,7 +353,7 @@ def thinking_logs(tmp_path: Path) -> Path:
 
 
 def test_reasoning_is_logged_and_exported_where_the_format_allows(tmp_path: Path) -> None:
-    from coder.records import read_sessions
+    from coder.log import read_sessions
 
     d = thinking_logs(tmp_path)
     s = next(read_sessions(list_log_files(d)))
@@ -380,14 +401,16 @@ def json_rollout(lg: Logger, srv, sid: str, turns: list[list[str]], reward: floa
             rec.model_call(
                 turn=turn,
                 step=step,
-                request=r.request,
-                response_message=r.message,
-                raw_content=r.raw_content,
-                finish_reason=r.finish_reason,
-                usage=r.usage,
-                timings=r.timings,
-                logprobs=r.logprobs,
-                protocol=r.protocol,
+                reply=chat_result(
+                    request=r.request,
+                    message=r.message,
+                    raw_content=r.raw_content,
+                    finish_reason=r.finish_reason,
+                    usage=r.usage,
+                    timings=r.timings,
+                    logprobs=r.logprobs,
+                    protocol=r.protocol,
+                ),
             )
             results.append(r)
             msgs.append(r.message)
@@ -468,16 +491,20 @@ def test_json_protocol_completion_is_the_sampled_text_and_chains_only_on_a_match
         rec.model_call(
             turn=1,
             step=step,
-            request={"model": "smol", "messages": list(wire), "response_format": {"type": "x"}},
-            response_message=tool_call("a.py") if step == 0 else {"role": "assistant"},
-            raw_content=raw,
-            finish_reason="stop",
-            usage=None,
-            timings=None,
-            logprobs=[{"id": 1, "token": tokens, "bytes": list(tokens.encode()), "logprob": -1.0}]
-            if tokens
-            else None,
-            protocol="json",
+            reply=chat_result(
+                request={"model": "smol", "messages": list(wire), "response_format": {"type": "x"}},
+                message=tool_call("a.py") if step == 0 else {"role": "assistant"},
+                raw_content=raw,
+                finish_reason="stop",
+                usage=None,
+                timings=None,
+                logprobs=[
+                    {"id": 1, "token": tokens, "bytes": list(tokens.encode()), "logprob": -1.0}
+                ]
+                if tokens
+                else None,
+                protocol="json",
+            ),
         )
         # llm.py's wire form of the past call: raw_content, not the sampled text
         wire += [{"role": "assistant", "content": raw}, {"role": "user", "content": "Result"}]
@@ -495,7 +522,7 @@ def test_json_protocol_completion_is_the_sampled_text_and_chains_only_on_a_match
 def test_one_auto_reward_per_turn_puts_clean_successes_in_groups(tmp_path: Path) -> None:
     """The agent's auto reward: exactly one per turn (0.0 clean, -1.0 failed, -0.1
     per tool error). Clean answers join groups; a verifier or user still wins."""
-    from coder.records import read_sessions
+    from coder.log import read_sessions
 
     d = tmp_path / "logs"
     lg = Logger(d)
@@ -538,3 +565,20 @@ def test_one_auto_reward_per_turn_puts_clean_successes_in_groups(tmp_path: Path)
         "I read d.py.",
         "second",
     ]
+
+
+def test_no_paths_and_no_log_dir_is_an_error_not_a_guess(tmp_path: Path, monkeypatch) -> None:
+    from coder.log import NoLogs
+
+    cwd_logs = tmp_path / "logs"  # what export() used to fall back to
+    lg = Logger(cwd_logs)
+    rollout(lg, "s1", "fix", "a.py", 1.0)
+    lg.close()
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "o.jsonl"
+    with pytest.raises(NoLogs, match="no logs to read"):
+        export([], "sft", out)
+    with pytest.raises(NoLogs):
+        export(None, "sft", out)
+    assert not out.exists()
+    assert export([], "sft", out, log_dir=cwd_logs).rows == 1  # named: read

@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from coder.logger import Logger, list_log_files
+from coder.log import Logger, list_log_files
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,7 +44,13 @@ def test_log_close_stats(tmp_path: Path) -> None:
 
 
 def test_never_drop_types_survive_a_full_queue(tmp_path: Path) -> None:
-    lg = Logger(tmp_path, buffer_size=20, flush_interval=5.0, block_timeout=0.01)
+    lg = Logger(
+        tmp_path,
+        buffer_size=20,
+        flush_interval=5.0,
+        block_timeout=0.01,
+        droppable={"stream_delta"},
+    )
     # Stall the writer (and the synchronous path) by holding its I/O lock in
     # another thread: the queue fills while the disk is "busy".
     held = threading.Event()
@@ -119,7 +125,7 @@ def test_torn_last_line_is_cut_and_counted(tmp_path: Path) -> None:
 
 
 def test_logging_after_close_still_writes_important(tmp_path: Path) -> None:
-    lg = Logger(tmp_path)
+    lg = Logger(tmp_path, droppable={"debug"})
     lg.close()
     lg.log({"type": "session_end", "i": 1})
     lg.log({"type": "debug", "i": 2})
@@ -131,7 +137,7 @@ CHILD = textwrap.dedent(
     """
     import os, signal, sys, time
     sys.path.insert(0, {root!r})
-    from coder.logger import Logger, install_exit_handlers
+    from coder.log import Logger
     mode = sys.argv[1]
     lg = Logger(sys.argv[2], flush_interval=float(sys.argv[3]))
     if mode == "chain":
@@ -139,8 +145,11 @@ CHILD = textwrap.dedent(
             open(os.path.join(sys.argv[2], "chained"), "w").write(str(signum))
             sys.exit(7)
         signal.signal(signal.SIGTERM, mine)
-    if mode != "nohandlers":
-        install_exit_handlers(lg)
+    else:
+        def unwind(signum, frame):  # what coder.cli does with SIGTERM and SIGHUP
+            raise SystemExit(128 + signum)
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, unwind)
     n = int(sys.argv[4])
     for i in range(n):
         lg.log({{"type": "model_call", "i": i, "pad": "y" * 200}})
@@ -193,7 +202,10 @@ def test_kill9_mid_stream_leaves_valid_prefix_and_next_logger_appends(tmp_path: 
 
 
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP", "SIGINT"])
-def test_signal_with_exit_handlers_loses_nothing(tmp_path: Path, sig: str) -> None:
+def test_signal_unwinding_to_exit_loses_nothing(tmp_path: Path, sig: str) -> None:
+    # No handler of the logger's own: the process exits through SystemExit
+    # (SIGTERM/SIGHUP, as the CLI turns them) or KeyboardInterrupt, and the
+    # logger's atexit hook drains what is queued.
     d = tmp_path / "logs"
     # flush_interval 30 s: everything is still queued when the signal lands
     proc = spawn(tmp_path, "plain", str(d), "30", "600")
@@ -202,7 +214,10 @@ def test_signal_with_exit_handlers_loses_nothing(tmp_path: Path, sig: str) -> No
     rc = proc.wait(10)
     if sig == "SIGINT":
         assert "KeyboardInterrupt" in proc.stderr.read()  # then atexit drains
-    assert rc == -getattr(signal, sig)  # default behaviour re-raised
+    if sig == "SIGINT":
+        assert rc == -signal.SIGINT  # Python re-raises an uncaught Ctrl-C
+    else:
+        assert rc == 128 + getattr(signal, sig)  # the CLI's exit status for a signal
     assert [r["i"] for r in read_records(d)] == list(range(600))
 
 
@@ -289,7 +304,9 @@ def test_log_never_raises_and_keeps_never_drop_records_while_the_disk_fails(
 ) -> None:
     disk = FailingDisk(tmp_path, fails=10**9)
     monkeypatch.setattr(os, "write", disk)
-    lg = Logger(tmp_path, buffer_size=10, flush_interval=0.01, block_timeout=0.01)
+    lg = Logger(
+        tmp_path, buffer_size=10, flush_interval=0.01, block_timeout=0.01, droppable={"debug"}
+    )
     started = time.monotonic()
     for i in range(100):
         lg.log({"type": "tool_result" if i % 4 == 0 else "debug", "i": i})
@@ -322,3 +339,46 @@ def test_close_gives_up_after_bounded_retries_and_counts_the_loss(
     assert st["queued"] == 0 and st["errors"] > 0
     lg.log({"type": "session_end", "i": 99})  # after close: one try, then counted
     assert lg.stats()["dropped"] == 51
+
+
+def test_by_default_nothing_is_dropped_even_an_unknown_type(tmp_path: Path) -> None:
+    lg = Logger(tmp_path, buffer_size=5, flush_interval=5.0, block_timeout=0.001)
+    with lg._io:  # the writer is stalled: the queue fills at once
+        held = threading.Thread(
+            target=lambda: [lg.log({"type": "x-new", "i": i}) for i in range(50)]
+        )
+        held.start()
+        time.sleep(0.2)
+    held.join(10)
+    assert lg.close()
+    assert [r["i"] for r in read_records(tmp_path)] == list(range(50))
+    assert lg.stats()["dropped"] == 0
+
+
+def test_a_writer_fault_is_counted_reported_and_survived(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    lg = Logger(tmp_path, flush_interval=0.01)
+    real = lg._drain
+    faults = {"n": 2}
+
+    def drain() -> bool:
+        if faults["n"]:
+            faults["n"] -= 1
+            raise RuntimeError("bug in the writer")
+        return real()
+
+    monkeypatch.setattr(lg, "_drain", drain)
+    lg.log({"type": "reward", "i": 0})
+    lg._wake.set()
+    deadline = time.monotonic() + 5
+    while faults["n"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert lg._thread.is_alive()  # the writer thread kept going
+    lg.log({"type": "reward", "i": 1})
+    assert lg.close()
+    st = lg.stats()
+    assert st["writer_faults"] == 2 and "bug in the writer" in st["last_error"]
+    err = capsys.readouterr().err
+    assert err.count("log writer error") == 1 and "RuntimeError" in err
+    assert 1 in [r["i"] for r in read_records(tmp_path)]

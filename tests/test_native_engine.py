@@ -15,8 +15,7 @@ import pytest
 
 from coder.config import Sampling
 from coder.llm import Client
-from coder.logger import list_log_files
-from coder.records import read_sessions
+from coder.log import list_log_files, read_sessions
 from tests.conftest import start_engine, stop_engine
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "prompts" / "chatml-tools.jinja"

@@ -9,16 +9,20 @@ from pathlib import Path
 import orjson
 import pytest
 
-from coder.logger import Logger, list_log_files
-from coder.records import (
+from coder.chat import ChatResult, ToolCall
+from coder.log import (
+    REDACTED,
+    Logger,
     ReadStats,
     Recorder,
     compact_logprobs,
     decode_logprobs,
     from_ranges,
+    list_log_files,
     read_sessions,
     to_ranges,
 )
+from coder.tools import ToolResult
 
 TOOLS = [
     {
@@ -48,6 +52,11 @@ TOOLS = [
 ]
 CONFIG = {"llm": {"base_url": "http://127.0.0.1:8080/v1", "api_key": None}, "agent": {}}
 MODEL = {"alias": "smol", "path": "/m/smol.gguf", "chat_template": "{{ messages }}"}
+
+
+def chat_result(**fields) -> ChatResult:
+    """A ChatResult as the client returns it, for Recorder.model_call."""
+    return ChatResult(**{"tool_calls": [], **fields})
 
 
 def logprobs_for(text: str) -> list[dict]:
@@ -95,15 +104,17 @@ def converse(rec: Recorder, steps: int, task: str = "fix the failing test", turn
         rec.model_call(
             turn=turn,
             step=step,
-            request=request,
-            response_message=reply,
-            raw_content=raw,
-            finish_reason="stop" if step == steps - 1 else "tool_calls",
-            usage={"prompt_tokens": 100 + 50 * step, "completion_tokens": 20},
-            timings={"prompt_n": 50, "cache_n": 50 * step, "predicted_n": 20},
-            logprobs=logprobs_for(raw),
-            protocol="native",
-            duration_ms=12.5,
+            reply=chat_result(
+                request=request,
+                message=reply,
+                raw_content=raw,
+                finish_reason="stop" if step == steps - 1 else "tool_calls",
+                usage={"prompt_tokens": 100 + 50 * step, "completion_tokens": 20},
+                timings={"prompt_n": 50, "cache_n": 50 * step, "predicted_n": 20},
+                logprobs=logprobs_for(raw),
+                protocol="native",
+                duration_ms=12.5,
+            ),
         )
         sent.append(request)
         messages.append(reply)
@@ -112,12 +123,8 @@ def converse(rec: Recorder, steps: int, task: str = "fix the failing test", turn
             rec.tool_result(
                 turn=turn,
                 step=step,
-                call_id=f"call_{turn}_{step}",
-                name="read_file",
-                arguments={"path": f"src/mod{step}.py"},
-                output=out,
-                is_error=False,
-                duration_ms=0.4,
+                call=ToolCall(f"call_{turn}_{step}", "read_file", {"path": f"src/mod{step}.py"}),
+                result=ToolResult(out, False, 0.4),
             )
             messages.append({"role": "tool", "tool_call_id": f"call_{turn}_{step}", "content": out})
     return sent
@@ -164,7 +171,7 @@ def test_every_prompt_rebuilds_exactly(tmp_path: Path) -> None:
     assert tok["text"] == s.calls[1].raw_content[:20]
     lps = decode_logprobs(tok)
     assert lps == pytest.approx([-0.1 * i for i in range(len(tok["ids"]))], abs=1e-6)
-    assert s.calls[0].response["tool_calls"][0]["function"]["name"] == "read_file"
+    assert s.calls[0].message["tool_calls"][0]["function"]["name"] == "read_file"
 
 
 def test_log_grows_linearly_not_quadratically(tmp_path: Path) -> None:
@@ -196,29 +203,27 @@ def test_no_api_key_in_any_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     rec.model_call(
         turn=1,
         step=0,
-        request={
-            "model": "smol",
-            "messages": [{"role": "user", "content": f"use {key} and {env_key}"}],
-            "api_key": key,
-            "extra_headers": {"Authorization": f"Bearer {key}"},
-        },
-        response_message={"role": "assistant", "content": f"ok {key}"},
-        raw_content=f"ok {key}",
-        finish_reason="stop",
-        usage=None,
-        timings=None,
-        logprobs=None,
-        protocol="json",
+        reply=chat_result(
+            request={
+                "model": "smol",
+                "messages": [{"role": "user", "content": f"use {key} and {env_key}"}],
+                "api_key": key,
+                "extra_headers": {"Authorization": f"Bearer {key}"},
+            },
+            message={"role": "assistant", "content": f"ok {key}"},
+            raw_content=f"ok {key}",
+            finish_reason="stop",
+            usage=None,
+            timings=None,
+            logprobs=None,
+            protocol="json",
+        ),
     )
     rec.tool_result(
         turn=1,
         step=0,
-        call_id="c",
-        name="run_shell",
-        arguments={"command": "env"},
-        output=f"CODER_API_KEY={env_key}\nOPENAI_API_KEY={key}",
-        is_error=False,
-        duration_ms=1.0,
+        call=ToolCall("c", "run_shell", {"command": "env"}),
+        result=ToolResult(f"CODER_API_KEY={env_key}\nOPENAI_API_KEY={key}", False, 1.0),
     )
     rec.session_end("done")
     lg.close()
@@ -320,7 +325,7 @@ def test_caller_secrets_are_masked_in_every_record(tmp_path: Path) -> None:
     lg = Logger(tmp_path)
     rec = Recorder(lg, "k", secrets=[key, None, ""])
     rec.session_start(
-        config={"llm": {"api_key": "***"}},
+        config={"llm": {"api_key": REDACTED}},
         model={"alias": f"smol {key}"},
         tools=[{**TOOLS[0], "note": key}],
         workspace="/w",
@@ -331,25 +336,23 @@ def test_caller_secrets_are_masked_in_every_record(tmp_path: Path) -> None:
     rec.model_call(
         turn=1,
         step=0,
-        request={"model": "smol", "messages": [{"role": "user", "content": key}], key: 1},
-        response_message={"role": "assistant", "content": key},
-        raw_content=key,
-        finish_reason="stop",
-        usage=None,
-        timings=None,
-        logprobs=logprobs_for(key + " and more text"),
-        protocol="native",
-        error=f"HTTP 401: bad key {key}",
+        reply=chat_result(
+            request={"model": "smol", "messages": [{"role": "user", "content": key}], key: 1},
+            message={"role": "assistant", "content": key},
+            raw_content=key,
+            finish_reason="stop",
+            usage=None,
+            timings=None,
+            logprobs=logprobs_for(key + " and more text"),
+            protocol="native",
+            error=f"HTTP 401: bad key {key}",
+        ),
     )
     rec.tool_result(
         turn=1,
         step=0,
-        call_id="c",
-        name="run_shell",
-        arguments={"command": f"echo {key}"},
-        output=f"LLM_KEY={key}\n",
-        is_error=True,
-        duration_ms=1.0,
+        call=ToolCall("c", "run_shell", {"command": f"echo {key}"}),
+        result=ToolResult(f"LLM_KEY={key}\n", True, 1.0),
     )
     rec.reward(-0.1, "auto", note=f"tool error: {key}", turn=1)
     rec.compaction(turn=1, dropped_messages=1, tokens_before=9, tokens_after=3, note=key)

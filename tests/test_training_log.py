@@ -17,8 +17,7 @@ from coder import export
 from coder.agent import Agent, run_turn
 from coder.config import Config
 from coder.llm import Client
-from coder.logger import Logger, list_log_files
-from coder.records import Recorder, read_sessions
+from coder.log import Logger, Recorder, list_log_files, read_sessions
 from coder.tools import ToolContext
 from coder.tools.workspace import Workspace
 from tests.scripted_server import (
@@ -184,8 +183,12 @@ def test_verify_command_becomes_a_verifier_reward(tmp_path, check, code, reward)
         )
         proc = subprocess.run(
             [sys.executable, "-m", "coder", "-q", "do it", "--verify", check],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert proc.returncode == code, proc.stderr
     [session] = list(read_sessions(list_log_files(tmp_path / "logs")))
     [verdict] = [r for r in session.rewards if r["source"] == "verifier"]
@@ -206,8 +209,12 @@ def test_api_key_from_the_user_config_reaches_no_record(tmp_path):
         env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
         proc = subprocess.run(
             [sys.executable, "-m", "coder", "-q", "read it"],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert all(r.headers.get("authorization") == f"Bearer {key}" for r in srv.chat_requests())
     assert proc.returncode == 0, proc.stderr
     text = b"".join(p.read_bytes() for p in list_log_files(tmp_path / "logs"))

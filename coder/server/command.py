@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from coder.config import Config, ConfigError
+from coder.redact import REDACTED
 from coder.server.endpoint import endpoint
 
 
@@ -64,5 +65,5 @@ def redact(cmd: list[str]) -> list[str]:
     out = list(cmd)
     for i, arg in enumerate(out[:-1]):
         if arg == "--api-key":
-            out[i + 1] = "***"
+            out[i + 1] = REDACTED
     return out

@@ -2,15 +2,16 @@
 
 The caller only appends to a deque (O(1), no lock, no I/O); one daemon thread
 serialises batches with orjson and appends them with a single O_APPEND write
-under an flock, so several coder processes can share a log directory. Files:
-``<dir>/coder-YYYYMMDD.jsonl`` (UTC date), then ``coder-YYYYMMDD.1.jsonl``,
-``.2.jsonl``... once a file passes ``rotate_mib`` (no renames: the active file
-is the highest-numbered one).
+under an flock, so several coder processes can share a log directory. File
+names and order: coder/log/files.py.
 
-A failed write (ENOSPC, EIO) loses nothing: the records that did not reach the
-disk go back to the front of the queue and are retried with backoff; only
-close() gives up, after ``close_retry`` seconds, and counts them as dropped.
-See docs/log-format.md.
+Nothing is dropped unless its type was declared ``droppable`` (none of coder's
+own records is): when the queue is full a record waits briefly, then is written
+synchronously. A failed write (ENOSPC, EIO) loses nothing: the records that did
+not reach the disk go back to the front of the queue and are retried with
+backoff; only close() gives up, after ``close_retry`` seconds, and counts them
+as dropped. A logger still open when the interpreter exits is closed by an
+atexit hook. See docs/log-format.md.
 """
 
 from __future__ import annotations
@@ -19,61 +20,37 @@ import atexit
 import contextlib
 import fcntl
 import os
-import re
-import signal
+import sys
 import threading
 import time
+import traceback
+import weakref
 from collections import deque
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-# Losing one of these would make a session impossible to rebuild or score:
-# when the queue is full they wait briefly, then are written synchronously.
-NEVER_DROP = frozenset(
-    {
-        "session_start",
-        "session_end",
-        "user_message",
-        "model_call",
-        "tool_result",
-        "reward",
-        "message",
-        "blob",
-        "compaction",
-    }
-)
+from coder.log.files import NAME_RE, log_file_name
 
-_NAME_RE = re.compile(r"^coder-(\d{8})(?:\.(\d+))?\.jsonl$")
 _CHUNK = 64 * 1024
 _OPTS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY
 _BACKOFF_MIN = 0.05
 _BACKOFF_MAX = 2.0
+_OPEN: weakref.WeakSet[Logger] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_loggers() -> None:
+    # Normal exit, an uncaught exception, Ctrl-C and the CLI's SIGTERM/SIGHUP
+    # (turned into SystemExit) all pass here: queued records still reach the file.
+    for logger in list(_OPEN):
+        logger.close(timeout=2.0)
 
 
 def _dumps(record: Any) -> bytes:
     return orjson.dumps(record, default=str, option=_OPTS)
-
-
-def log_file_name(day: str, segment: int) -> str:
-    return f"coder-{day}.jsonl" if segment == 0 else f"coder-{day}.{segment}.jsonl"
-
-
-def _sort_key(path: Path) -> tuple:
-    m = _NAME_RE.match(path.name)
-    if m:
-        return (0, m.group(1), int(m.group(2) or 0), "")
-    return (1, "", 0, path.name)
-
-
-def list_log_files(directory: str | os.PathLike) -> list[Path]:
-    """The *.jsonl files in ``directory`` (not below: exports/ lives there) in write
-    order (day, then segment)."""
-    d = Path(directory)
-    if not d.is_dir():
-        return []
-    return sorted((p for p in d.glob("*.jsonl") if p.is_file()), key=_sort_key)
 
 
 def _repair_tail(fd: int) -> int:
@@ -111,7 +88,10 @@ class Logger:
         fsync_interval: float = 5.0,
         block_timeout: float = 0.05,
         close_retry: float = 2.0,
+        droppable: Iterable[str] = (),
     ) -> None:
+        """``droppable``: record types that may be dropped (and counted) when the
+        queue is full. Every other record waits or is written synchronously."""
         self.dir = Path(dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.buffer_size = max(1, int(buffer_size))
@@ -121,6 +101,7 @@ class Logger:
         self.block_timeout = block_timeout
         self.close_retry = close_retry
         self._high_water = max(1, self.buffer_size // 2)
+        self.droppable = frozenset(droppable)
 
         self._q: deque = deque()
         self._wake = threading.Event()
@@ -140,6 +121,7 @@ class Logger:
         self._errors = 0
         self._last_error: str | None = None
         self._lost = 0  # records given up on after write errors (part of _dropped)
+        self._writer_faults = 0  # unexpected exceptions in the writer thread (bugs)
         # While writes fail: when to retry, and the current backoff.
         self._retry_at: float | None = None
         self._backoff = 0.0
@@ -156,6 +138,7 @@ class Logger:
 
         self._thread = threading.Thread(target=self._run, name="coder-logger", daemon=True)
         self._thread.start()
+        _OPEN.add(self)
 
     # ----------------------------------------------------------------- caller
 
@@ -170,7 +153,7 @@ class Logger:
         self._log_slow(record)
 
     def _log_slow(self, record: dict) -> None:
-        important = record.get("type") in NEVER_DROP
+        important = record.get("type") not in self.droppable
         if self._closed or self._closing:
             if important:
                 self._write_sync(record)
@@ -230,6 +213,7 @@ class Logger:
             "errors": self._errors,
             "last_error": self._last_error,
             "dropped_on_error": self._lost,
+            "writer_faults": self._writer_faults,
             "file": str(self.path) if self.path else None,
         }
 
@@ -250,6 +234,7 @@ class Logger:
         """
         if self._closed:
             return True
+        _OPEN.discard(self)
         deadline = time.monotonic() + min(timeout, self.close_retry)
         self._closing = True
         self._stop.set()
@@ -304,8 +289,8 @@ class Logger:
                     self._drain()
                     if self._dirty and time.monotonic() - self._last_fsync >= self.fsync_interval:
                         self._fsync()
-            except Exception as exc:  # never let the writer die: count and go on
-                self._note_error(exc)
+            except Exception as exc:  # a bug, not a disk error: keep writing, say so
+                self._writer_fault(exc)
 
     def _drain(self) -> bool:
         """Write what is queued. On a write error the unwritten records go back to
@@ -327,6 +312,15 @@ class Logger:
     def _note_error(self, exc: BaseException) -> None:
         self._errors += 1
         self._last_error = f"{type(exc).__name__}: {exc}"
+
+    def _writer_fault(self, exc: Exception) -> None:
+        """Counted in stats (and so in session_end); the first one is printed to
+        stderr with its traceback, since records taken for that batch may be lost."""
+        self._note_error(exc)
+        self._writer_faults += 1
+        if self._writer_faults == 1:
+            trace = "".join(traceback.format_exception(exc))
+            print(f"coder: log writer error (still running): {trace}", file=sys.stderr)
 
     def _give_up(self, records: list) -> None:
         self._dropped += len(records)
@@ -373,7 +367,7 @@ class Logger:
                     else:
                         try:
                             b = _dumps(rec)
-                        except Exception as exc:
+                        except TypeError as exc:  # orjson.JSONEncodeError: not serialisable
                             self._note_error(exc)
                             self._dropped += 1
                             continue
@@ -435,7 +429,7 @@ class Logger:
         self._day_end = (now // 86400 + 1) * 86400
         seg = 0
         for p in self.dir.glob(f"coder-{day}*.jsonl"):
-            m = _NAME_RE.match(p.name)
+            m = NAME_RE.match(p.name)
             if m and m.group(1) == day:
                 seg = max(seg, int(m.group(2) or 0))
         while True:
@@ -478,46 +472,3 @@ class Logger:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
             self._fd = None
-
-
-# ------------------------------------------------------------- exit handling
-
-_EXIT_SIGNALS = ("SIGTERM", "SIGHUP")
-
-
-def install_exit_handlers(logger: Logger) -> None:
-    """Drain and close ``logger`` on normal exit, exceptions, Ctrl-C, SIGTERM, SIGHUP.
-
-    Normal exit, uncaught exceptions and Ctrl-C (KeyboardInterrupt) reach
-    atexit. SIGTERM/SIGHUP (and SIGINT when its handler is SIG_DFL) get a
-    handler that closes the logger and then does what the previous handler
-    would: call it, ignore, or restore the default and re-raise the signal.
-    Must be called from the main thread.
-    """
-    atexit.register(logger.close)
-    names = list(_EXIT_SIGNALS)
-    if signal.getsignal(signal.SIGINT) is signal.SIG_DFL:
-        names.append("SIGINT")
-    for name in names:
-        sig = getattr(signal, name, None)
-        if sig is None:
-            continue
-        prev = signal.getsignal(sig)
-        if prev is signal.SIG_IGN:
-            continue
-        signal.signal(sig, _make_handler(logger, sig, prev))
-
-
-def _make_handler(logger: Logger, sig: int, prev: Any):
-    def handler(signum: int, frame: Any) -> None:
-        with contextlib.suppress(Exception):
-            logger.close(timeout=2.0)
-        if callable(prev):
-            prev(signum, frame)
-            return
-        if prev is signal.SIG_IGN:
-            return
-        signal.signal(sig, signal.SIG_DFL)
-        os.kill(os.getpid(), sig)
-
-    return handler
