@@ -261,19 +261,16 @@ def cmd_export(cfg, args) -> int:
 
 
 def log_paths(names: list[str]) -> list:
-    """LOG arguments: files, or directories standing for the *.jsonl files in them."""
+    """LOG arguments: files, or directories standing for the *.jsonl files in them, in
+    the order they were written (coder-DAY.jsonl, .1, .2, ... .10: not the glob's order)."""
     from pathlib import Path
 
-    paths = []
+    from coder.log import log_files
+
     for name in names:
-        path = Path(name)
-        if path.is_dir():
-            paths += sorted(path.glob("*.jsonl"))
-        elif path.is_file():
-            paths.append(path)
-        else:
-            raise UsageError(f"log file not found: {path}")
-    return paths
+        if not Path(name).exists():
+            raise UsageError(f"log file not found: {name}")
+    return log_files(names) if names else []
 
 
 def cmd_query(cfg, args) -> int:

@@ -204,3 +204,12 @@ def test_export_takes_a_log_directory_and_refuses_a_directory_as_output(tmp_path
     assert ok.returncode == 0 and "skipped 1 corrupt lines" in ok.stderr
     bad = run("--format", "sft", str(logs), "-o", str(tmp_path))
     assert bad.returncode == 2 and "is a directory" in bad.stderr
+
+
+def test_export_reads_a_directory_in_write_order(tmp_path):
+    from coder.cli import log_paths
+
+    names = ["coder-20261101.jsonl"] + [f"coder-20261101.{i}.jsonl" for i in (1, 2, 10)]
+    for name in names:
+        (tmp_path / name).write_text("")
+    assert [p.name for p in log_paths([str(tmp_path)])] == names
