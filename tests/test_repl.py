@@ -20,11 +20,17 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from rich.console import Console
 
+from coder import server as srv_mod
 from coder import sessions
-from coder.agent import NOT_RUN, answer_unanswered_calls
+from coder.agent import NOT_RUN, Agent, answer_unanswered_calls
 from coder.config import Config
-from coder.repl import Repl, ReplCompleter, open_history
-from coder.runtime import open_runtime
+from coder.llm import Client
+from coder.logger import Logger
+from coder.records import Recorder
+from coder.repl import Commands, Repl, ReplCompleter, open_history
+from coder.runtime import Notifier, Runtime, open_runtime
+from coder.tools import ToolContext
+from coder.tools.workspace import Workspace
 from tests.scripted_server import (
     TIMINGS,
     ScriptedServer,
@@ -86,14 +92,10 @@ class Session:
 @contextlib.contextmanager
 def repl_session(cfg: Config, history=None, width: int = 120):
     console = Console(file=io.StringIO(), width=width, color_system=None)
-    holder: dict[str, Repl] = {}
-    with create_pipe_input() as pipe:
-        approve = lambda name, what: holder["repl"].approve(name, what)  # noqa: E731
-        with open_runtime(cfg, approve, lambda m: None) as rt:
-            repl = Repl(rt, console, input=pipe, output=DummyOutput(),
-                        history=history or InMemoryHistory())  # fmt: skip
-            holder["repl"] = repl
-            yield Session(repl, pipe, console)
+    with create_pipe_input() as pipe, open_runtime(cfg, lambda m: None) as rt:
+        history = history or InMemoryHistory()
+        repl = Repl(rt, console, input=pipe, output=DummyOutput(), history=history)
+        yield Session(repl, pipe, console)
 
 
 def user_texts(srv: ScriptedServer) -> list[str]:
@@ -173,6 +175,56 @@ def test_unwritable_history_falls_back_to_memory(tmp_path):
 # -- slash commands ---------------------------------------------------------------------
 
 
+def test_commands_need_no_server_and_no_prompt(tmp_path):
+    cfg = Config()
+    cfg.repl.sessions_dir = str(tmp_path / "sessions")
+    (tmp_path / "ws").mkdir()
+    url = "http://127.0.0.1:9/v1"  # nothing listens there; none of these commands asks it
+    logger = Logger(tmp_path / "logs")
+    recorder = Recorder(logger)
+    client = Client(url)
+    tool_ctx = ToolContext(workspace=Workspace(tmp_path / "ws"))
+    agent = Agent(client=client, config=cfg, tool_ctx=tool_ctx, recorder=recorder)
+    server = srv_mod.Server(srv_mod.Endpoint("127.0.0.1", 9, url), managed=False)
+    rt = Runtime(cfg, logger, recorder, server, client, agent, threading.Event(), Notifier(print))
+    console = Console(file=io.StringIO(), width=100, color_system=None)
+    commands = Commands(rt, console)
+    agent.messages.append({"role": "user", "content": "remember this"})
+    try:
+        for line in (
+            "help",
+            "save s1",
+            "clear",
+            "load s1",
+            "sessions",
+            "tools",
+            "stats",
+            "undo",
+            "good",
+            "config llm.sampling.top_k 5",
+            "config agent.tools [nope]",
+            "lod",
+        ):
+            name, _, arg = line.partition(" ")
+            assert commands.run(name, arg) is None
+        assert commands.run("exit", "") == "exit"
+    finally:
+        client.close()
+        logger.close()
+    out = console.file.getvalue()
+    assert "saved s1 (2 messages)" in out and "cleared (1 messages)" in out
+    assert "loaded s1: 2 messages, 1 from you; last: remember this" in out
+    assert commands.state.session_name == "s1" and agent.messages[1]["content"] == "remember this"
+    assert "read_file" in out and "nothing to undo" in out and "nothing to rate yet" in out
+    assert "llm.sampling.top_k = 5" in out and cfg.llm.sampling.top_k == 5
+    assert "unknown tool 'nope'" in out and cfg.agent.tools is None
+    assert "unknown command /lod; did you mean /load" in out
+    # each command declares its usage, help line and completions in one place
+    assert commands.choices("load") == ["s1"] and "llm.sampling.top_k" in commands.choices("config")
+    for name in commands.names():
+        assert commands.usage(name).split()[0] == "/" + name and commands.help_line(name)
+
+
 def test_unknown_command_suggests_the_closest(cfg):
     with repl_session(cfg) as s:
         s.run("/lod s1\r/xyzzy\r/exit\r")
@@ -183,8 +235,8 @@ def test_unknown_command_suggests_the_closest(cfg):
 def test_help_lists_every_command_from_its_docstring(cfg):
     with repl_session(cfg) as s:
         s.run("/help\r/exit\r")
-        for name in ("help", "save", "load", "sessions", "delete", "clear", "config", "model",
-                     "tools", "stats", "export", "good", "bad", "reward", "undo", "exit"):  # fmt: skip
+        names = "help save load sessions delete clear config model tools stats export good bad"
+        for name in (names + " reward undo exit").split():
             assert f"/{name}" in s.out
         assert "load a saved conversation" in s.out
 
@@ -251,9 +303,11 @@ def test_config_show_get_set(cfg, srv):
     srv.enqueue(stream_text("ok"))
     cfg.llm.api_key = "sk-secret-value-1234"
     with repl_session(cfg) as s:
-        s.run("/config\r/config llm.sampling.top_k\r/config llm.sampling.temperature 0.7\r"
-              "/config tools.shell.approval never\r/config llm.nope 1\r/config llm.api_key\r"
-              "hi\r/exit\r")  # fmt: skip
+        s.run(
+            "/config\r/config llm.sampling.top_k\r/config llm.sampling.temperature 0.7\r"
+            "/config tools.shell.approval never\r/config llm.nope 1\r/config llm.api_key\r"
+            "hi\r/exit\r"
+        )
         assert "sk-secret-value-1234" not in s.out
         assert "llm.sampling.temperature = 0.7" in s.out and "unknown key" in s.out
         assert s.repl.rt.agent.tool_ctx.approval == "never"
@@ -263,9 +317,11 @@ def test_config_show_get_set(cfg, srv):
 def test_config_values_are_yaml_and_agent_tools_are_checked(cfg, srv):
     srv.enqueue(stream_text("ok"))
     with repl_session(cfg) as s:
-        s.run("/config agent.tools [read_file]\r/config agent.tools read_file,list_dir\r"
-              "/config agent.tools [read_file, nope]\r/config llm.sampling.top_p 5\r"
-              "/config llm.server.alias 123\r/config agent.system_prompt null\rhi\r/exit\r")  # fmt: skip
+        s.run(
+            "/config agent.tools [read_file]\r/config agent.tools read_file,list_dir\r"
+            "/config agent.tools [read_file, nope]\r/config llm.sampling.top_p 5\r"
+            "/config llm.server.alias 123\r/config agent.system_prompt null\rhi\r/exit\r"
+        )
         assert "unknown tool 'nope' (known: " in s.out and "'llm.sampling.top_p' must be" in s.out
         assert cfg.agent.tools == ["read_file", "list_dir"]  # the bad values changed nothing
         assert s.repl.rt.agent.tool_names == ["read_file", "list_dir"]
@@ -289,9 +345,8 @@ def test_rewards_go_to_the_log(cfg, srv):
         assert "nothing to rate yet" in s.out and "usage: /reward N" in s.out
         records = log_records(cfg, s.repl.rt)
         rewards = [r for r in records if r["type"] == "reward" and r["source"] == "user"]
-    assert [(r["value"], r["source"], r["turn"]) for r in rewards] == [
-        (1.0, "user", 1), (0.0, "user", 1), (0.5, "user", 1)
-    ]  # fmt: skip
+    got = [(r["value"], r["source"], r["turn"]) for r in rewards]
+    assert got == [(1.0, "user", 1), (0.0, "user", 1), (0.5, "user", 1)]
 
 
 def test_an_interrupted_turn_cannot_be_rated(cfg, srv):
@@ -302,16 +357,19 @@ def test_an_interrupted_turn_cannot_be_rated(cfg, srv):
         assert s.out.count("the last turn has no answer to rate") == 3
         records = log_records(cfg, s.repl.rt)
         rewards = [r for r in records if r["type"] == "reward" and r["source"] == "user"]
-        assert s.repl.last_result.stop == "answer"
+        assert s.repl.state.last_result.stop == "answer"
     assert [(r["value"], r["turn"]) for r in rewards] == [(1.0, 2)]
 
 
 def test_empty_and_truncated_answers_are_marked(cfg, srv, monkeypatch):
-    srv.enqueue(stream_text(""), stream_text("a long answer that was", finish_reason="length"),
-                stream_text("cut again", finish_reason="length"))  # fmt: skip
+    srv.enqueue(
+        stream_text(""),
+        stream_text("a long answer that was", finish_reason="length"),
+        stream_text("cut again", finish_reason="length"),
+    )
     with repl_session(cfg) as s:
         s.run("one\rtwo\r/exit\r")
-        assert s.repl.last_result.stop == "truncated"
+        assert s.repl.state.last_result.stop == "truncated"
         assert "(empty answer)" in s.out and "a long answer that was" in s.out
         assert s.out.count("max_tokens") == 1  # one note, whoever writes it
         # without the agent's notice the REPL still says so
@@ -332,8 +390,10 @@ def test_stats_model_tools_and_toolbar_cache_rate(cfg, srv):
         # whole descriptions: no cut at "e.g."
         assert 'ext filters files, e.g. "py"' in " ".join(s.out.split())
     with repl_session(cfg) as s:
-        s.run("/config llm.sampling.seed null\r/config logging.logprobs false\r"
-              "/config agent.tools [read_file]\r/config llm.sampling.seed\r/exit\r")  # fmt: skip
+        s.run(
+            "/config llm.sampling.seed null\r/config logging.logprobs false\r"
+            "/config agent.tools [read_file]\r/config llm.sampling.seed\r/exit\r"
+        )
         assert "llm.sampling.seed = null" in s.out and "logging.logprobs = false" in s.out
         assert "agent.tools = [read_file]" in s.out and "None" not in s.out
 
@@ -355,8 +415,8 @@ def test_export_defaults_to_the_log_dir_skips_empty_files_and_takes_a_directory(
     srv.enqueue(stream_text("an answer"))
     (tmp_path / "outdir").mkdir()
     with repl_session(cfg) as s:
-        s.run(f"/export\ra question\r/export\r/export dpo\r/export sft {tmp_path / 'outdir'}\r"
-              "/export\r/exit\r")  # fmt: skip
+        outdir = tmp_path / "outdir"
+        s.run(f"/export\ra question\r/export\r/export dpo\r/export sft {outdir}\r/export\r/exit\r")
         sid = s.repl.rt.recorder.session_id
         assert s.out.count("nothing to export") == 2 and "failed" not in s.out
     assert sorted(os.listdir(cfg.tools.workspace)) == ["README.md"]
@@ -369,8 +429,9 @@ def test_export_defaults_to_the_log_dir_skips_empty_files_and_takes_a_directory(
 
 def test_undo_reverts_the_edit_and_tells_the_model(cfg, srv):
     edit = json.dumps({"path": "README.md", "old_text": "world", "new_text": "there"})
-    srv.enqueue(stream_tool_calls([("replace_in_file", edit)]), stream_text("edited"),
-                stream_text("ok"))  # fmt: skip
+    srv.enqueue(
+        stream_tool_calls([("replace_in_file", edit)]), stream_text("edited"), stream_text("ok")
+    )
     readme = Path(cfg.tools.workspace) / "README.md"
     with repl_session(cfg) as s:
         s.run("edit it\r/undo\r/undo\rnext\r/exit\r")
@@ -385,8 +446,8 @@ def test_undo_reverts_the_edit_and_tells_the_model(cfg, srv):
 
 @pytest.mark.parametrize("answer, ran", [("y", True), ("n", False)])
 def test_shell_needs_a_yes(cfg, srv, answer, ran):
-    srv.enqueue(stream_tool_calls([("run_shell", '{"command": "echo hi-there"}')]),
-                stream_text("done"))  # fmt: skip
+    shell = stream_tool_calls([("run_shell", '{"command": "echo hi-there"}')])
+    srv.enqueue(shell, stream_text("done"))
     with repl_session(cfg) as s:
         s.run(f"run it\r{answer}\r/exit\r")
         assert "run_shell wants to run" in s.out and "echo hi-there" in s.out
@@ -482,7 +543,7 @@ def test_completion_of_commands_sessions_config_keys_and_paths(cfg):
     (Path(cfg.tools.workspace) / "src" / "main.py").write_text("")
     sessions.save(cfg.repl.sessions_dir, "alpha", [{"role": "user", "content": "x"}])
     with repl_session(cfg) as s:
-        comp = ReplCompleter(s.repl)
+        comp = ReplCompleter(s.repl.commands, s.repl.root)
 
         def texts(text: str) -> list[str]:
             event = CompleteEvent(completion_requested=True)
