@@ -106,10 +106,15 @@ def main(argv: list[str] | None = None) -> int:
             for name, fn in (("raw", run_raw), ("rendered", run_rendered), ("bytes", run_bytes)):
                 times.setdefault((name, n), []).append(fn(streams[n]))
     rows = [
-        (n, sum(map(len, streams[n])), min(times["raw", n]), min(times["rendered", n]),
-         min(times["bytes", n]))
+        (
+            n,
+            sum(map(len, streams[n])),
+            min(times["raw", n]),
+            min(times["rendered", n]),
+            min(times["bytes", n]),
+        )
         for n in sizes
-    ]  # fmt: skip
+    ]
 
     head = (
         f"{'tokens':>8} {'chars':>8} {'bytes ms':>9} {'raw ms':>9} {'rendered ms':>12} "

@@ -165,9 +165,13 @@ def run_turn(
     every tool call in the history gets a result, so the next request stays valid.
     """
     sink = sink or NullSink()
-    too_long = context_overflow(agent, user_text)
-    if too_long:
-        return TurnResult(answer="", stop=Stop.TOO_LONG, error=too_long)
+    over = context_overflow(agent, user_text)
+    if over:
+        error = (
+            f"the message is too long for the model's context: about {over.needed:,} tokens, "
+            f"and {over.limit:,} fit in a prompt (llm.server.ctx_size {over.n_ctx:,})"
+        )
+        return TurnResult(answer="", stop=Stop.TOO_LONG, error=error)
     agent.turn += 1
     if agent.recorder:
         agent.recorder.user_message(agent.turn, user_text)
@@ -339,8 +343,18 @@ def answer_unanswered_calls(messages: list[dict]) -> int:
     return added
 
 
-def context_overflow(agent: Agent, user_text: str) -> str | None:
-    """Why `user_text` cannot be sent even with the whole history shed, or None."""
+@dataclass
+class Overflow:
+    """A user message that cannot fit the context even with the whole history shed."""
+
+    needed: int  # tokens the system prompt and the message take (estimated)
+    limit: int  # tokens a prompt may take
+    n_ctx: int
+
+
+def context_overflow(agent: Agent, user_text: str) -> Overflow | None:
+    """The figures when `user_text` is too long to send at all; None when it fits or the
+    context size is unknown. run_turn refuses such a message; a UI may check first."""
     if agent.budget.n_ctx is None:
         agent.budget.n_ctx = agent.client.context_size()
     limit = agent.budget.prompt_limit(agent.config.llm.sampling.max_tokens)
@@ -349,10 +363,7 @@ def context_overflow(agent: Agent, user_text: str) -> str | None:
     needed = agent.budget.estimate([agent.messages[0], {"role": "user", "content": user_text}])
     if needed <= limit:
         return None
-    return (
-        f"the message is too long for the model's context: about {needed:,} tokens, "
-        f"and {limit:,} fit in a prompt (llm.server.ctx_size {agent.budget.n_ctx:,})"
-    )
+    return Overflow(needed, limit, agent.budget.n_ctx)
 
 
 def _run_tool(agent: Agent, call: ToolCall, sink: Sink, turn: int, step: int) -> ToolResult:

@@ -277,17 +277,17 @@ def cmd_query(cfg, args) -> int:
     import json
 
     from coder import agent as agent_mod
+    from coder.chat import Stop
     from coder.runtime import open_runtime
 
     task = sys.stdin.read() if args.query == "-" else args.query
     if not task.strip():
         raise UsageError("-q needs a task (text, or '-' to read it from stdin)")
-    reason = ["exit"]
     # a terminal gets rendered markdown (rich honours NO_COLOR); a pipe gets plain text
     rendered = not args.json and sys.stdout.isatty()
     sink = _tty_sink() if rendered else PlainSink(stream_text=not args.json)
-    refuse = lambda name, what: "coder -q runs it only with --yes"  # noqa: E731  (no one to ask)
-    with open_runtime(cfg, refuse, sink.notice, reason) as rt:
+    with open_runtime(cfg, sink.notice) as rt:
+        rt.agent.tool_ctx.approve = _refuse_unasked
         if rendered:
             sink.root = rt.agent.tool_ctx.workspace.root
             sink.start()
@@ -296,17 +296,18 @@ def cmd_query(cfg, args) -> int:
         finally:
             if rendered:
                 sink.finish()
-        reason[0] = result.stop
+        rt.end_reason = result.stop
         verified = verify(rt, args.verify, sink) if args.verify else None
         if args.json:
-            print(json.dumps({
+            summary = {
                 "answer": result.answer,
                 "stop": result.stop,
                 "tool_calls": agent_mod.tool_calls_summary(result),
                 "usage": result.usage,
                 "session_id": rt.recorder.session_id,
                 "error": result.error,
-            }))  # fmt: skip
+            }
+            print(json.dumps(summary))
         elif result.answer and not sink.streamed:
             if rendered:
                 from coder.render import markdown
@@ -316,15 +317,19 @@ def cmd_query(cfg, args) -> int:
                 print(result.answer)
         elif sink.streamed and not rendered:
             print()
-    if result.stop in ("error", "too_long"):
+    if result.stop in (Stop.ERROR, Stop.TOO_LONG):
         print(f"coder: {result.error}", file=sys.stderr)
-        return EXIT_SERVER if result.stop == "error" else EXIT_USAGE
-    if result.stop == "interrupted":
+        return EXIT_SERVER if result.stop == Stop.ERROR else EXIT_USAGE
+    if result.stop == Stop.INTERRUPTED:
         print("coder: interrupted", file=sys.stderr)
         return 130
     if verified is not None:  # the verifier is the judge of the task
         return EXIT_OK if verified == 1.0 else EXIT_TASK_FAILED
     return EXIT_OK if result.ok else EXIT_TASK_FAILED
+
+
+def _refuse_unasked(name: str, what: str) -> str:
+    return "coder -q runs it only with --yes"  # there is no one to ask
 
 
 def verify(rt, command: str, sink) -> float:
@@ -394,9 +399,8 @@ def line_loop(cfg) -> int:
     from coder import agent as agent_mod
     from coder.runtime import open_runtime
 
-    reason = ["exit"]
     sink = PlainSink()
-    with open_runtime(cfg, lambda name, what: False, sink.notice, reason) as rt:
+    with open_runtime(cfg, sink.notice) as rt:  # tools that need approval are refused
         for line in sys.stdin:
             if line.strip() in ("/exit", "/quit"):
                 break

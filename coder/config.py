@@ -18,6 +18,7 @@ import dataclasses
 import os
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -440,3 +441,60 @@ def get_key(cfg: Config, key: str) -> Any:
             raise ConfigError(f"unknown key '{key}'")
         obj = getattr(obj, part)
     return obj
+
+
+def set_config_text(
+    cfg: Config, key: str, text: str, check: Callable[[Config], Any] | None = None
+) -> None:
+    """/config KEY VALUE: VALUE is YAML (`[a, b]`, `null`, `0.7`); a list may also be
+    written `a,b` or `a b`. Nothing changes unless the whole config stays valid, by
+    `check_ranges` and by `check` (e.g. that agent.tools names real tools)."""
+    import copy
+    import re
+
+    import yaml
+
+    get_key(cfg, key)  # an unknown key fails here, naming it
+    try:
+        value: Any = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = text
+    if value is None and text.strip().lower() not in ("null", "~", "none"):
+        value = text  # e.g. "#abc": a YAML comment, not a null
+    if isinstance(value, str) and _is_list_key(cfg, key):
+        value = [w for w in re.split(r"[,\s]+", value) if w]
+
+    def apply(target: Config) -> None:
+        try:
+            set_key(target, key, value, "/config", from_text=isinstance(value, str))
+        except ConfigError:
+            if isinstance(value, str | list | dict):
+                raise
+            # a string key given e.g. 123 or true: take the text as written
+            set_key(target, key, text, source="/config", from_text=True)
+
+    trial = copy.deepcopy(cfg)
+    apply(trial)
+    check_ranges(trial)
+    if check is not None:
+        check(trial)
+    apply(cfg)
+
+
+def _is_list_key(cfg: Config, key: str) -> bool:
+    *parents, last = key.split(".")
+    obj: Any = cfg
+    for part in parents:
+        obj = getattr(obj, part)
+    if not dataclasses.is_dataclass(obj):
+        return False
+    hint = typing.get_type_hints(type(obj)).get(last)
+    return any(typing.get_origin(h) is list for h in (hint, *typing.get_args(hint)))
+
+
+def yaml_inline(value: Any) -> str:
+    """A value as YAML writes it on one line: null, true, [a, b], not Python's None."""
+    import yaml
+
+    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=1 << 16)
+    return text.strip().removesuffix("...").strip()

@@ -19,10 +19,22 @@ from coder import config as config_mod
 from coder import server as srv
 from coder.agent import Agent, system_prompt
 from coder.config import Config, ConfigError, log_dir
+from coder.context import Budget
 from coder.llm import Client
 from coder.log import Logger, Recorder
 from coder.tools import ToolContext
 from coder.tools.workspace import Workspace, WorkspaceError
+
+
+@dataclass
+class Notifier:
+    """Where notices go, the server watcher's among them (from its thread). A UI that
+    comes up after the runtime, like the REPL, points `target` at itself."""
+
+    target: Callable[[str], None]
+
+    def __call__(self, message: str) -> None:
+        self.target(message)
 
 
 @dataclass
@@ -32,8 +44,10 @@ class Runtime:
     recorder: Recorder
     server: srv.Server
     client: Client
-    agent: Agent
+    agent: Agent  # its tool_ctx.approve refuses until the caller sets its own
     cancel: threading.Event
+    notify: Notifier
+    end_reason: str = "exit"  # for session_end; the caller may set it (-q: the turn's stop)
 
 
 def workspace_root(cfg: Config) -> Path:
@@ -44,13 +58,10 @@ def workspace_root(cfg: Config) -> Path:
 
 
 @contextlib.contextmanager
-def open_runtime(
-    cfg: Config,
-    approve: Callable[[str, str], bool | str],
-    notify: Callable[[str], None],
-    end_reason: list[str] | None = None,
-) -> Iterator[Runtime]:
-    """Yield a ready Runtime; `end_reason[0]` (set by the caller) goes into session_end."""
+def open_runtime(cfg: Config, notify: Callable[[str], None]) -> Iterator[Runtime]:
+    """Yield a ready Runtime; its `end_reason` (set by the caller) goes into session_end.
+
+    Tool approval starts as "refuse": the caller sets `rt.agent.tool_ctx.approve`."""
     root = workspace_root(cfg)
     tool_names = offered_tools(cfg, root)
     system = {"role": "system", "content": system_prompt(cfg)}  # a bad path fails before the server
@@ -66,18 +77,19 @@ def open_runtime(
             f"logging.dir: cannot write logs in {log_dir(cfg)}: {exc.strerror}"
         ) from None
     recorder = Recorder(logger, secrets=[cfg.llm.api_key])
+    notifier = Notifier(notify)
     server = None
     client = None
-    started = False
-    reason = end_reason if end_reason is not None else ["exit"]
+    rt: Runtime | None = None
     try:
-        server = srv.connect(cfg, log_dir(cfg), notify)
+        server = srv.connect(cfg, log_dir(cfg), notifier)
         client = Client(
             server.base_url,
             api_key=cfg.llm.api_key,
             model=cfg.llm.server.alias,
             timeout=cfg.llm.request_timeout,
         )
+        n_ctx = client.context_size()  # once: the budget, the warnings and the log share it
         cancel = threading.Event()
         try:
             workspace = Workspace(root)
@@ -85,14 +97,13 @@ def open_runtime(
             raise ConfigError(f"tools.workspace: {exc}") from None
         tool_ctx = ToolContext(
             workspace=workspace,
-            approve=approve,
             approval=cfg.tools.shell.approval,
             shell_timeout=cfg.tools.shell.timeout,
             max_output_bytes=cfg.tools.shell.max_output_bytes,
             cancel=cancel,
         )
-        for warning in server_warnings(cfg, client.props()):
-            notify(warning)
+        for warning in server_warnings(cfg, client.props(), n_ctx):
+            notifier(warning)
         agent = Agent(
             client=client,
             config=cfg,
@@ -100,34 +111,35 @@ def open_runtime(
             recorder=recorder,
             messages=[system],
             tool_names=tool_names,
+            budget=Budget(n_ctx=n_ctx),
         )
         recorder.session_start(
             config=config_mod.as_dict(cfg),
-            model=model_identity(server.props, cfg),
+            model=model_identity(server.props, cfg, n_ctx),
             tools=agent.tools,
             workspace=str(root),
             git_head=git_head(root),
             extra={"tool_protocol": client.resolve_protocol(cfg.llm.tool_protocol)},
         )
-        started = True
-        yield Runtime(cfg, logger, recorder, server, client, agent, cancel)
+        rt = Runtime(cfg, logger, recorder, server, client, agent, cancel, notifier)
+        yield rt
     except BaseException as exc:
-        if reason == ["exit"]:
-            reason[0] = (
-                "interrupted" if isinstance(exc, KeyboardInterrupt | SystemExit) else "error"
-            )
+        if rt is not None and rt.end_reason == "exit":
+            interrupted = isinstance(exc, KeyboardInterrupt | SystemExit)
+            rt.end_reason = "interrupted" if interrupted else "error"
         raise
     finally:
         if client is not None:
             client.close()
         srv.stop(server)
-        if started:
-            recorder.session_end(reason[0])
+        if rt is not None:  # session_start was written
+            recorder.session_end(rt.end_reason)
         logger.close()
 
 
-def server_warnings(cfg: Config, props: dict) -> list[str]:
-    """What about the server the user should know before the first request."""
+def server_warnings(cfg: Config, props: dict, n_ctx: int | None = None) -> list[str]:
+    """What about the server the user should know before the first request; `n_ctx` is
+    its context size (by default as `props` gives it)."""
     out = []
     caps = props.get("chat_template_caps") or {}
     if cfg.llm.tool_protocol == "native" and caps.get("supports_tools") is False:
@@ -136,7 +148,8 @@ def server_warnings(cfg: Config, props: dict) -> list[str]:
             "will not see them (use auto, or llm.server.chat_template_file: "
             "prompts/chatml-tools.jinja)"
         )
-    n_ctx = (props.get("default_generation_settings") or {}).get("n_ctx")
+    if n_ctx is None:
+        n_ctx = (props.get("default_generation_settings") or {}).get("n_ctx")
     if n_ctx and n_ctx != cfg.llm.server.ctx_size:
         out.append(
             f"the server's context is {n_ctx} tokens (llm.server.ctx_size "
@@ -160,14 +173,14 @@ def offered_tools(cfg: Config, root: Path | None = None) -> list[str] | None:
     return [name for name in tools.REGISTRY if not name.startswith("git_")]
 
 
-def model_identity(props: dict, cfg: Config) -> dict:
+def model_identity(props: dict, cfg: Config, n_ctx: int | None) -> dict:
     """Which model answered: alias, file, size, template hash, context size."""
     path = props.get("model_path") or cfg.llm.server.model_path
     identity = {
         "alias": props.get("model_alias") or cfg.llm.server.alias,
         "model_path": path,
         "model_file": Path(path).name if path else None,
-        "n_ctx": (props.get("default_generation_settings") or {}).get("n_ctx"),
+        "n_ctx": n_ctx,
         "build_info": props.get("build_info"),
     }
     if path and Path(path).is_file():

@@ -192,8 +192,19 @@ def _env(tmp_path: Path, **extra: str) -> dict:
 
 
 def _query_cmd(srv: ScriptedServer, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "coder", "-q", "hello", "--no-auto-manage",
-            "--base-url", srv.base_url, "--tool-protocol", "native", *extra]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "coder",
+        "-q",
+        "hello",
+        "--no-auto-manage",
+        "--base-url",
+        srv.base_url,
+        "--tool-protocol",
+        "native",
+        *extra,
+    ]
 
 
 @pytest.fixture
@@ -204,14 +215,26 @@ def srv():
 
 def test_query_piped_is_plain_text_and_json_parses(srv, tmp_path):
     srv.enqueue(stream_text(ANSWER), stream_text(ANSWER))
-    p = subprocess.run(_query_cmd(srv), cwd=tmp_path, env=_env(tmp_path, TERM="xterm-256color",
-                       FORCE_COLOR="1"), capture_output=True, text=True, timeout=60)  # fmt: skip
+    p = subprocess.run(
+        _query_cmd(srv),
+        cwd=tmp_path,
+        env=_env(tmp_path, TERM="xterm-256color", FORCE_COLOR="1"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 0, p.stderr
     assert p.stdout == ANSWER + ("\n" if not ANSWER.endswith("\n") else "\n")
     assert "\x1b" not in p.stdout and "\x1b" not in p.stderr
 
-    p = subprocess.run(_query_cmd(srv, "--json"), cwd=tmp_path, env=_env(tmp_path),
-                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    p = subprocess.run(
+        _query_cmd(srv, "--json"),
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 0, p.stderr
     data = json.loads(p.stdout)
     assert data["answer"] == ANSWER and data["stop"] == "answer"
@@ -219,8 +242,9 @@ def test_query_piped_is_plain_text_and_json_parses(srv, tmp_path):
 
 def _run_in_pty(cmd: list[str], cwd: Path, env: dict) -> tuple[int, str]:
     master, slave = pty.openpty()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=slave,
-                            stderr=slave, close_fds=True)  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, close_fds=True
+    )
     os.close(slave)
     chunks = []
     deadline = time.monotonic() + 60

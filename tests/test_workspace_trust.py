@@ -19,7 +19,7 @@ import pytest
 
 from coder import config
 from coder.config import ConfigError
-from coder.records import read_sessions
+from coder.log import read_sessions
 from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,0 +1,309 @@
+"""The REPL itself: the prompt-toolkit session, its keys and toolbar, and running turns.
+
+Enter sends, Alt+Enter (or Esc, Enter) inserts a newline, a paste arrives whole
+(bracketed paste). Ctrl-C during a turn cancels the generation or the running
+tool and returns to the prompt; Ctrl-C twice at an empty prompt, or Ctrl-D, exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.application import run_in_terminal
+from prompt_toolkit.filters import Condition
+from prompt_toolkit.history import History, InMemoryHistory
+from prompt_toolkit.key_binding import KeyBindings
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+from rich.text import Text
+
+from coder import agent as agent_mod
+from coder.atomic import atomic_write
+from coder.chat import Stop
+from coder.config import Config
+from coder.render import RichSink, markdown
+from coder.repl.commands import EXIT, Commands, model_name
+from coder.repl.input import ReplCompleter, open_history
+from coder.repl.state import ReplState
+from coder.runtime import Runtime, open_runtime
+
+_COMMAND_RE = re.compile(r"^/([A-Za-z][\w-]*)(?:\s+(.*))?$", re.S)
+
+
+class Repl:
+    """A REPL on an open runtime; it answers the runtime's approval questions and shows
+    its notices from the moment it is built."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        console: Console,
+        *,
+        input: Any = None,  # noqa: A002  (prompt-toolkit's name; tests pass a pipe)
+        output: Any = None,
+        history: History | None = None,
+        sink: RichSink | None = None,
+    ) -> None:
+        self.rt = rt
+        self.cfg = rt.config
+        self.console = console
+        self.input, self.output = input, output
+        self.root = Path(rt.agent.tool_ctx.workspace.root).resolve()
+        self.sink = sink or RichSink(console, workspace_root=self.root)
+        self.state = ReplState()
+        self.commands = Commands(rt, console, self.state)
+        self._ctrl_c_armed = False
+        self._yes_no: PromptSession | None = None
+        self.session: PromptSession = PromptSession(
+            history=history or open_history(self.cfg.repl.history_file, self.notify),
+            input=input,
+            output=output,
+            multiline=True,
+            key_bindings=self._key_bindings(),
+            completer=ReplCompleter(self.commands, self.root),
+            complete_while_typing=Condition(self._typing_command),
+            bottom_toolbar=self.toolbar,
+            prompt_continuation=lambda width, line, wrap: "." * (width - 1) + " ",
+            enable_open_in_editor=False,
+        )
+        rt.agent.tool_ctx.approve = self.approve
+        rt.notify.target = self.notify
+
+    # -- pieces --------------------------------------------------------------------------
+
+    def _typing_command(self) -> bool:
+        text = self.session.default_buffer.text
+        return text.startswith("/") and "\n" not in text
+
+    def _key_bindings(self) -> KeyBindings:
+        kb = KeyBindings()
+
+        @kb.add("enter")
+        def _send(event: Any) -> None:
+            buf = event.current_buffer
+            state = buf.complete_state
+            if state is not None and state.current_completion is not None:
+                buf.apply_completion(state.current_completion)
+                return
+            buf.validate_and_handle()
+
+        @kb.add("escape", "enter")
+        def _newline(event: Any) -> None:
+            event.current_buffer.insert_text("\n")
+
+        @kb.add("c-c")
+        def _interrupt(event: Any) -> None:
+            buf = event.current_buffer
+            if buf.text:
+                buf.reset()  # drop the line, stay at the prompt
+                self._ctrl_c_armed = False
+            else:
+                event.app.exit(exception=KeyboardInterrupt, style="class:aborting")
+
+        return kb
+
+    def toolbar(self) -> str:
+        agent = self.rt.agent
+        b = agent.budget
+        used = b.last_prompt_tokens
+        shown = str(used)
+        if used is None:  # before the first call, or after /clear, /load: an estimate
+            used = b.estimate(agent.messages) if len(agent.messages) > 1 else 0
+            shown = f"~{used}" if used else "0"
+        ctx = f"ctx {shown}/{b.n_ctx or '?'}"
+        if b.n_ctx:
+            ctx += f" ({used / b.n_ctx:.0%})"
+        rate = self.state.stats.cache_hit_rate
+        cache = f"cache {rate:.0%}" if rate is not None else "cache -"
+        parts = [model_name(self.rt), ctx, cache]
+        if self.state.session_name:
+            parts.append(self.state.session_name)
+        return " " + " | ".join(parts) + " "
+
+    def notify(self, message: str) -> None:
+        """Show a message; from a background thread while the prompt runs, above it."""
+        # open_history may report before the session exists
+        app = self.session.app if hasattr(self, "session") else None
+        if (
+            app is not None
+            and app.is_running
+            and app.loop is not None
+            and threading.current_thread() is not threading.main_thread()
+        ):
+            app.loop.call_soon_threadsafe(
+                lambda: run_in_terminal(lambda: self.sink.notice(message))
+            )
+        else:
+            self.sink.notice(message)
+
+    def approve(self, name: str, what: str) -> bool:
+        """y/n before run_shell or git_commit (tools.shell.approval: ask)."""
+        with self.sink.pause():
+            title = f"{name} wants to run"
+            self.console.print(
+                Panel(
+                    Text(what), title=title, title_align="left", expand=False, border_style="yellow"
+                )
+            )
+            if self._yes_no is None:
+                self._yes_no = PromptSession(
+                    input=self.input, output=self.output, history=InMemoryHistory()
+                )
+            try:
+                answer = self._yes_no.prompt("allow? [y/N] ")
+            except (KeyboardInterrupt, EOFError):
+                self.rt.cancel.set()  # Ctrl-C here cancels the whole turn
+                return False
+        return answer.strip().lower() in ("y", "yes")
+
+    # -- main loop -------------------------------------------------------------------
+
+    def banner(self) -> None:
+        self.console.print(
+            Text.assemble(
+                ("coder", "bold"),
+                f" · {model_name(self.rt)} · workspace {self.root}\n",
+                ("/help for commands · Alt+Enter for a new line · Ctrl-D to exit", "dim"),
+            )
+        )
+
+    def run(self) -> int:
+        while True:
+            try:
+                text = self.session.prompt("> ")
+            except KeyboardInterrupt:
+                if self._ctrl_c_armed:
+                    return 0
+                self._ctrl_c_armed = True
+                self.console.print(Text("(Ctrl-C again or Ctrl-D to exit)", style="dim"))
+                continue
+            except EOFError:
+                return 0
+            self._ctrl_c_armed = False
+            if self.handle(text) == EXIT:
+                return 0
+
+    def handle(self, text: str) -> str | None:
+        """One submitted input: a slash command or a request for the agent."""
+        if not text.strip():
+            return None
+        m = _COMMAND_RE.match(text.strip())
+        if m:
+            return self.commands.run(m.group(1), (m.group(2) or "").strip())
+        self.turn(text)
+        return None
+
+    def keep_unsent(self, text: str) -> str:
+        where = Path(self.cfg.repl.history_file).expanduser().parent / "unsent"
+        path = where / time.strftime("%Y%m%d-%H%M%S.txt")
+        try:
+            atomic_write(path, text.encode("utf-8", "surrogateescape"))
+        except OSError as exc:
+            return (
+                f"Could not keep a copy ({exc.strerror or exc}); it is not in the history either."
+            )
+        return (
+            f"Your text is kept in {path}; put what matters into a workspace file and ask "
+            "about that file instead."
+        )
+
+    def turn(self, text: str) -> agent_mod.TurnResult | None:
+        over = agent_mod.context_overflow(self.rt.agent, text)
+        if over is not None:
+            problem = (
+                f"not sent: this message is about {over.needed:,} tokens, more than the "
+                f"{over.limit:,} the model's context ({over.n_ctx:,} tokens) leaves for a prompt."
+            )
+            self.console.print(
+                Text(f"{problem} {self.keep_unsent(text)}", style="yellow"), soft_wrap=True
+            )
+            self.state.last_result = agent_mod.TurnResult(
+                answer="", stop=Stop.TOO_LONG, error=problem
+            )
+            return None
+        notes = self.state.pending_notes
+        if notes:
+            text = "".join(f"[note: {n}]\n" for n in notes) + text
+            notes.clear()
+        rt = self.rt
+        rt.cancel.clear()
+        self.sink.start()
+        restore = self._install_sigint()
+        result: agent_mod.TurnResult
+        try:
+            result = agent_mod.run_turn(rt.agent, text, self.sink, rt.cancel)
+        except KeyboardInterrupt:
+            result = agent_mod.TurnResult(answer="", stop=Stop.INTERRUPTED)
+        finally:
+            restore()
+            self.sink.finish()
+            rt.cancel.clear()
+        self.state.last_result = result
+        self.state.stats.turns += 1
+        for call in result.calls:
+            self.state.stats.observe_call(call["usage"], call["timings"])
+        self._report(result)
+        return result
+
+    def _report(self, result: agent_mod.TurnResult) -> None:
+        """What the streamed output did not already say about how the turn ended."""
+        if (
+            result.stop in (Stop.ANSWER, Stop.TRUNCATED)
+            and result.answer
+            and not self.sink.streamed
+        ):
+            self.console.print(markdown(result.answer))
+        if result.stop == Stop.TRUNCATED:
+            # the agent may have said so already (a notice naming the key)
+            if not any("max_tokens" in n for n in self.sink.notices):
+                self.console.print(Text("(cut at llm.sampling.max_tokens)", style="yellow"))
+        elif result.stop == Stop.EMPTY_ANSWER:
+            self.console.print(Text("(empty answer)", style="dim"))
+        elif result.stop == Stop.INTERRUPTED:
+            self.console.print(Text("interrupted", style="yellow"))
+        elif result.stop in (Stop.ERROR, Stop.TOO_LONG):
+            self.console.print(Text(f"error: {result.error}", style="red"), soft_wrap=True)
+        elif result.stop == Stop.INVALID_TOOL_CALL:
+            self.console.print(
+                Text("the model's tool call could not be read twice; try rephrasing", "yellow")
+            )
+
+    def _install_sigint(self) -> Callable[[], None]:
+        """During a turn Ctrl-C cancels: the first press sets runtime.cancel (and breaks a
+        blocking read from the model), a second one interrupts whatever runs."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def on_sigint(signum: int, frame: Any) -> None:
+            if self.rt.cancel.is_set():
+                raise KeyboardInterrupt
+            self.rt.cancel.set()
+            if self.sink.phase == "model":
+                raise KeyboardInterrupt  # the client turns this into an interrupted reply
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
+        return lambda: signal.signal(signal.SIGINT, previous)
+
+
+def main(cfg: Config, args: Any = None) -> int:
+    """`coder` on a terminal: open the runtime, then the REPL on it until /exit or Ctrl-D."""
+    console = Console(highlight=False)
+
+    def notify(message: str) -> None:  # until the REPL is up
+        console.print(Text(message, style="yellow"), soft_wrap=True)
+
+    with contextlib.ExitStack() as stack:
+        with console.status(escape("connecting to the model server..."), spinner="dots"):
+            rt = stack.enter_context(open_runtime(cfg, notify))
+        repl = Repl(rt, console)
+        repl.banner()
+        return repl.run()

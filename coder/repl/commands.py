@@ -1,0 +1,465 @@
+"""The slash commands. Each is one `cmd_<name>(arg)` method of `Commands`: its
+docstring's first line is its usage, the second its /help line, and the
+`complete_<name>()` beside it (if any) lists what its argument may be."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import difflib
+import inspect
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from coder import config as config_mod
+from coder import sessions
+from coder.agent import Agent
+from coder.chat import Stop
+from coder.config import yaml_inline
+from coder.log import list_log_files
+from coder.repl.state import ReplState
+from coder.runtime import Runtime, offered_tools
+from coder.tools.workspace import WorkspaceError
+
+EXIT = "exit"
+LIVE_KEYS = (
+    "llm.sampling.",
+    "llm.tool_protocol",
+    "agent.max_steps",
+    "agent.tools",
+    "tools.shell.",
+    "logging.logprobs",
+    "repl.sessions_dir",
+)
+# stops where the model produced something worth a /good, /bad or /reward
+RATABLE_STOPS = frozenset(
+    (
+        Stop.ANSWER,
+        Stop.TRUNCATED,
+        Stop.MAX_STEPS,
+        Stop.REPEATED_CALL,
+        Stop.INVALID_TOOL_CALL,
+        Stop.EMPTY_ANSWER,
+    )
+)
+
+
+class Commands:
+    """Every slash command, on a runtime and a console (no prompt needed)."""
+
+    def __init__(self, rt: Runtime, console: Console, state: ReplState | None = None) -> None:
+        self.rt = rt
+        self.cfg = rt.config
+        self.out = console
+        self.state = state if state is not None else ReplState()
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [n[4:] for n in vars(cls) if n.startswith("cmd_")]
+
+    def get(self, name: str) -> Callable[[str], Any] | None:
+        return getattr(self, "cmd_" + name, None) if name in self.names() else None
+
+    def usage(self, name: str) -> str:
+        return inspect.cleandoc(getattr(self, "cmd_" + name).__doc__ or "").splitlines()[0]
+
+    def help_line(self, name: str) -> str:
+        lines = inspect.cleandoc(getattr(self, "cmd_" + name).__doc__ or "").splitlines()
+        return lines[1] if len(lines) > 1 else ""
+
+    def choices(self, name: str) -> list[str]:
+        """What the argument of /name may be, for completion ([] when anything goes)."""
+        complete = getattr(self, "complete_" + name, None) if name in self.names() else None
+        return complete() if complete else []
+
+    def run(self, name: str, arg: str) -> str | None:
+        """Run /name arg; errors are reported, never raised. EXIT when the REPL should end."""
+        fn = self.get(name.lower())
+        if fn is None:
+            close = difflib.get_close_matches(name.lower(), self.names(), n=2, cutoff=0.5)
+            hint = f"; did you mean {' or '.join('/' + c for c in close)}?" if close else ""
+            self.say(f"unknown command /{name}{hint} (/help lists them)", "yellow")
+            return None
+        try:
+            return fn(arg)
+        except (sessions.SessionError, config_mod.ConfigError) as exc:
+            self.say(str(exc), "red")
+        except KeyboardInterrupt:
+            self.say(f"/{name} interrupted", "yellow")
+        except Exception as exc:  # a command must never take the REPL down
+            self.say(f"/{name} failed: {type(exc).__name__}: {exc}", "red")
+        return None
+
+    # shorthands
+    @property
+    def agent(self) -> Agent:
+        return self.rt.agent
+
+    @property
+    def sessions_dir(self) -> str:
+        return self.cfg.repl.sessions_dir
+
+    def say(self, message: str, style: str = "") -> None:
+        self.out.print(Text(message, style=style), soft_wrap=True)
+
+    def _table(self, rows: list[tuple[str, str]]) -> None:
+        table = Table.grid(padding=(0, 2))
+        for k, v in rows:
+            table.add_row(Text(k, style="bold"), Text(v))
+        self.out.print(table)
+
+    # -- the commands, in /help order --------------------------------------------------
+
+    def cmd_help(self, arg: str) -> None:
+        """/help
+        show the commands and keys"""
+        self._table([(self.usage(name), self.help_line(name)) for name in self.names()])
+        self.say(
+            "Enter sends; Alt+Enter (or Esc then Enter) starts a new line; Tab completes "
+            "commands and paths. Ctrl-C stops the answer or tool; Ctrl-C twice or Ctrl-D exits.",
+            "dim",
+        )
+
+    def cmd_save(self, arg: str) -> None:
+        """/save [NAME]
+        save the conversation (default name: the current one, else a timestamp)"""
+        name = arg or self.state.session_name or time.strftime("session-%Y%m%d-%H%M%S")
+        path = sessions.save(
+            self.sessions_dir,
+            name,
+            self.agent.messages,
+            self.agent.tools,
+            config_mod.as_dict(self.cfg),
+        )
+        self.state.session_name = path.stem
+        self.say(f"saved {path.stem} ({len(self.agent.messages)} messages) to {path}", "green")
+
+    def complete_save(self) -> list[str]:
+        return [s.name for s in sessions.list_sessions(self.sessions_dir)]
+
+    def cmd_load(self, arg: str) -> None:
+        """/load NAME
+        load a saved conversation in place of this one"""
+        if not arg:
+            self.say("usage: /load NAME (/sessions lists them)", "yellow")
+            return
+        data = sessions.load(self.sessions_dir, arg)  # raises before anything changes
+        messages = data["messages"]
+        if messages[0].get("role") != "system":
+            messages.insert(0, dict(self.agent.messages[0]))
+        dropped = len(self.agent.messages) - 1
+        before = self.agent.budget.last_prompt_tokens
+        self.agent.messages[:] = messages
+        self.agent.budget.last_prompt_tokens = None
+        name = self.state.session_name = data.get("name") or arg
+        self._record_reset(dropped, before, f"load {name}")
+        users = [m for m in messages if m.get("role") == "user"]
+        last = users[-1].get("content") if users else ""
+        last = last.strip().splitlines()[0][:80] if isinstance(last, str) and last.strip() else ""
+        self.say(
+            f"loaded {name}: {len(messages)} messages, {len(users)} from you"
+            + (f"; last: {last}" if last else ""),
+            "green",
+        )
+        saved = {t.get("function", {}).get("name") for t in data.get("tools") or []}
+        now = {t["function"]["name"] for t in self.agent.tools}
+        if saved and saved != now:
+            self.say("note: it was saved with a different tool set", "yellow")
+
+    complete_load = complete_save
+
+    def cmd_sessions(self, arg: str) -> None:
+        """/sessions
+        list saved conversations"""
+        found = sessions.list_sessions(self.sessions_dir)
+        if not found:
+            self.say(f"no saved sessions in {self.sessions_dir}", "dim")
+            return
+        # name and date stay whole (/load takes the name); the first message gets the rest
+        name_w = max(4, *(len(s.name) for s in found))
+        first_w = self.out.width - name_w - len("2025-01-01 00:00") - len("messages") - 3 * 4
+        table = Table(box=None, padding=(0, 2), show_edge=False, pad_edge=False)
+        table.add_column("name", style="bold", no_wrap=True, min_width=name_w)
+        table.add_column("saved", no_wrap=True, min_width=16)
+        table.add_column("messages", no_wrap=True, justify="right")
+        if first_w >= 12:
+            table.add_column("first message", no_wrap=True, overflow="ellipsis", max_width=first_w)
+        for s in found:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.updated)) if s.updated else "?"
+            first = Text(f"({s.error})", style="red") if s.error else Text(s.first_user[:500])
+            cells = [s.name, when, str(s.messages) if not s.error else "-", first]
+            table.add_row(*cells[: len(table.columns)])
+        self.out.print(table)
+
+    def cmd_delete(self, arg: str) -> None:
+        """/delete NAME
+        delete a saved conversation"""
+        if not arg:
+            self.say("usage: /delete NAME", "yellow")
+            return
+        path = sessions.delete(self.sessions_dir, arg)
+        if self.state.session_name == path.stem:
+            self.state.session_name = None
+        self.say(f"deleted {path.stem}", "green")
+
+    complete_delete = complete_save
+
+    def cmd_clear(self, arg: str) -> None:
+        """/clear
+        start over: forget the conversation (the system prompt stays)"""
+        dropped = len(self.agent.messages) - 1
+        before = self.agent.budget.last_prompt_tokens
+        self.agent.clear()
+        self.agent.budget.last_prompt_tokens = None
+        self.state.session_name = None
+        self._record_reset(dropped, before, "clear")
+        self.say(f"cleared ({dropped} messages)", "green")
+
+    def _record_reset(self, dropped: int, tokens_before: int | None, note: str) -> None:
+        self.rt.recorder.compaction(
+            turn=self.agent.turn,
+            dropped_messages=dropped,
+            tokens_before=tokens_before,
+            tokens_after=self.agent.budget.estimate(self.agent.messages),
+            note=note,
+        )
+
+    def cmd_config(self, arg: str) -> None:
+        """/config [KEY [VALUE]]
+        show the config, one key, or set a key for this session"""
+        import yaml
+
+        cfg = self.cfg
+        key, _, value = arg.partition(" ")
+        value = value.strip()
+        if not key:
+            data = config_mod.as_dict(cfg)
+        elif not value:
+            data = _redacted_value(key, config_mod.get_key(cfg, key), cfg)
+        else:
+            config_mod.set_config_text(cfg, key, value, check=offered_tools)
+            self._apply_config(key)
+            shown = yaml_inline(_redacted_value(key, config_mod.get_key(cfg, key), cfg))
+            live = key.startswith(LIVE_KEYS)
+            self.say(
+                f"{key} = {shown}"
+                + ("" if live else "  (used from the next start; config.yaml is not changed)"),
+                "green",
+            )
+            return
+        text = yaml.safe_dump(data, sort_keys=False, default_flow_style=False).rstrip()
+        if text.endswith("\n..."):
+            text = text[:-4].rstrip()
+        self.out.print(Text(text))
+
+    def complete_config(self) -> list[str]:
+        return config_keys(self.cfg)
+
+    def _apply_config(self, key: str) -> None:
+        cfg, ctx = self.cfg, self.agent.tool_ctx
+        if key in ("agent", "agent.tools"):  # offered from the agent's next call
+            self.agent.tool_names = offered_tools(cfg, Path(ctx.workspace.root).resolve())
+        ctx.approval = cfg.tools.shell.approval
+        ctx.shell_timeout = cfg.tools.shell.timeout
+        ctx.max_output_bytes = cfg.tools.shell.max_output_bytes
+
+    def cmd_model(self, arg: str) -> None:
+        """/model
+        show the model, its server and the sampling settings"""
+        rt, cfg = self.rt, self.cfg
+        props = getattr(rt.server, "props", None) or {}
+        s = {k: yaml_inline(v) for k, v in dataclasses.asdict(cfg.llm.sampling).items()}
+        self._table(
+            [
+                ("model", model_name(rt)),
+                ("file", props.get("model_path") or cfg.llm.server.model_path or "?"),
+                ("context", str(self.agent.budget.n_ctx or "?")),
+                ("server", rt.client.base_url),
+                (
+                    "managed",
+                    "started by coder" if getattr(rt.server, "managed", False) else "reused",
+                ),
+                ("tools", rt.client.resolve_protocol(cfg.llm.tool_protocol) + " protocol"),
+                (
+                    "sampling",
+                    f"temperature {s['temperature']}, top_p {s['top_p']}, top_k {s['top_k']}, "
+                    f"max_tokens {s['max_tokens']}, seed {s['seed']}",
+                ),
+            ]
+        )
+
+    def cmd_tools(self, arg: str) -> None:
+        """/tools
+        list the tools the model can call"""
+        from coder import tools as toolbox
+
+        approval = self.agent.tool_ctx.approval
+        rows = []
+        for schema in self.agent.tools:
+            name = schema["function"]["name"]
+            desc = schema["function"].get("description") or ""  # short; cutting hits "e.g."
+            tool = toolbox.REGISTRY.get(name)
+            note = f" [approval: {approval}]" if tool is not None and tool.needs_approval else ""
+            rows.append((name, desc + note))
+        self._table(rows)
+
+    def cmd_stats(self, arg: str) -> None:
+        """/stats
+        tokens, context, prompt-cache hit rate, log writer counters"""
+        st, b = self.state.stats, self.agent.budget
+        rate = st.cache_hit_rate
+        log = self.rt.logger.stats()
+        self._table(
+            [
+                ("turns", f"{st.turns} ({st.model_calls} model calls)"),
+                ("tokens", f"{st.prompt_tokens} prompt, {st.completion_tokens} completion"),
+                (
+                    "context",
+                    f"{b.last_prompt_tokens or 0} of {b.n_ctx or '?'} tokens in the last prompt",
+                ),
+                (
+                    "prompt cache",
+                    f"{rate:.0%} hit ({st.cache_n} cached, {st.prompt_n} evaluated)"
+                    if rate is not None
+                    else "no data yet",
+                ),
+                (
+                    "log",
+                    f"{log['written']} written, {log['queued']} queued, "
+                    f"{log['dropped']} dropped, {log['errors']} errors",
+                ),
+                ("log file", str(log.get("file") or "-")),
+                ("session", self.rt.recorder.session_id),
+            ]
+        )
+
+    def cmd_export(self, arg: str) -> None:
+        """/export [FORMAT [FILE]]
+        write this session's log as training data (format sft|openai|grpo|dpo)"""
+        from coder import export
+
+        parts = arg.split()
+        fmt = parts[0] if parts else "sft"
+        if fmt not in export.FORMATS:
+            self.say(f"unknown format {fmt!r}; one of {', '.join(export.FORMATS)}", "yellow")
+            return
+        sid = self.rt.recorder.session_id
+        log_dir = Path(self.rt.logger.dir)
+        exports = log_dir / "exports"  # not the workspace: the model would list the files
+        name = f"coder-{sid[:8]}-{fmt}.jsonl"
+        out = exports / name
+        if len(parts) > 1:
+            out = Path(parts[1]).expanduser()
+            if out.is_dir() or parts[1].endswith("/"):
+                out = out / name
+        self.rt.logger.flush()
+        # the logs themselves, not earlier exports kept under the log directory
+        logs = [p for p in list_log_files(log_dir) if not p.is_relative_to(exports)]
+        rows = export.export(logs, fmt, out, session=sid).rows if logs else 0
+        if rows == 0:
+            with contextlib.suppress(OSError):
+                out.unlink()
+            self.say(
+                f"nothing to export: this session has no {fmt} rows yet (no file written)",
+                "yellow",
+            )
+            return
+        self.say(f"exported {rows} {fmt} rows of this session to {out}", "green")
+
+    def complete_export(self) -> list[str]:
+        from coder.export import FORMATS
+
+        return list(FORMATS)
+
+    def cmd_good(self, arg: str) -> None:
+        """/good
+        rate the last answer good (reward 1.0)"""
+        self._reward(1.0, "/good")
+
+    def cmd_bad(self, arg: str) -> None:
+        """/bad
+        rate the last answer bad (reward 0.0, like a failed --verify)"""
+        self._reward(0.0, "/bad")
+
+    def cmd_reward(self, arg: str) -> None:
+        """/reward N
+        give the last answer a reward N (e.g. 0.5)"""
+        try:
+            value = float(arg)
+        except ValueError:
+            self.say("usage: /reward N, a number such as 1, 0.5 or -1", "yellow")
+            return
+        if not math.isfinite(value):
+            self.say("the reward must be a finite number", "yellow")
+            return
+        self._reward(value, f"/reward {arg}")
+
+    def _reward(self, value: float, note: str) -> None:
+        if self.agent.turn == 0:
+            self.say("nothing to rate yet: ask something first", "yellow")
+            return
+        last = self.state.last_result
+        if last is not None and last.stop not in RATABLE_STOPS:
+            self.say(f"the last turn has no answer to rate (it ended: {last.stop})", "yellow")
+            return
+        self.rt.recorder.reward(value, "user", note=note, turn=self.agent.turn)
+        self.say(f"reward {value:g} for turn {self.agent.turn}", "green")
+
+    def cmd_undo(self, arg: str) -> None:
+        """/undo
+        revert the last file change the agent made"""
+        try:
+            note = self.agent.tool_ctx.workspace.undo_last()
+        except WorkspaceError as exc:  # e.g. the old file was too large to keep
+            self.say(str(exc), "yellow")
+            return
+        if note is None:
+            self.say("nothing to undo", "dim")
+            return
+        self.state.pending_notes.append(f"the user undid your last file edit ({note})")
+        self.say(note, "green")
+
+    def cmd_exit(self, arg: str) -> str:
+        """/exit
+        leave coder (Ctrl-D does too)"""
+        return EXIT
+
+
+def model_name(rt: Runtime) -> str:
+    """The model file's name (an alias says less: a managed server is always "coder")."""
+    props = getattr(rt.server, "props", None) or {}
+    path = props.get("model_path") or rt.config.llm.server.model_path
+    if path:
+        return Path(path).name.removesuffix(".gguf")
+    return str(props.get("model_alias") or rt.config.llm.server.alias)
+
+
+def config_keys(cfg: config_mod.Config) -> list[str]:
+    """Every dotted key, sections too ("llm", "llm.sampling", "llm.sampling.seed" ...)."""
+    out: list[str] = []
+
+    def walk(d: dict, prefix: str) -> None:
+        for k, v in d.items():
+            key = prefix + k
+            out.append(key)
+            if isinstance(v, dict):
+                walk(v, key + ".")
+
+    walk(config_mod.as_dict(cfg), "")
+    return out
+
+
+def _redacted_value(key: str, value: Any, cfg: config_mod.Config) -> Any:
+    if key in ("llm", "llm.api_key") or key == "":
+        data = config_mod.as_dict(cfg)
+        return data["llm"] if key == "llm" else data["llm"]["api_key"]
+    if dataclasses.is_dataclass(value):
+        return dataclasses.asdict(value)
+    return value
