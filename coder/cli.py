@@ -339,9 +339,14 @@ def verify(rt, command: str, sink) -> float:
     root = rt.agent.tool_ctx.workspace.root
     try:
         proc = subprocess.run(
-            command, shell=True, cwd=root, capture_output=True, text=True, errors="replace",
+            command,
+            shell=True,
+            cwd=root,
+            capture_output=True,
+            text=True,
+            errors="replace",
             timeout=600,
-        )  # fmt: skip
+        )
         code, output = proc.returncode, (proc.stdout + proc.stderr)[-4000:]
     except subprocess.TimeoutExpired:
         code, output = -1, "timed out after 600 s"

@@ -23,7 +23,6 @@ from coder import sessions
 from coder.agent import Agent
 from coder.chat import Stop
 from coder.config import yaml_inline
-from coder.log import list_log_files
 from coder.repl.state import ReplState
 from coder.runtime import Runtime, offered_tools
 from coder.tools.workspace import WorkspaceError
@@ -360,9 +359,8 @@ class Commands:
             if out.is_dir() or parts[1].endswith("/"):
                 out = out / name
         self.rt.logger.flush()
-        # the logs themselves, not earlier exports kept under the log directory
-        logs = [p for p in list_log_files(log_dir) if not p.is_relative_to(exports)]
-        rows = export.export(logs, fmt, out, session=sid).rows if logs else 0
+        # the log files of log_dir itself: earlier exports kept in exports/ are not read
+        rows = export.export(None, fmt, out, session=sid, log_dir=log_dir).rows
         if rows == 0:
             with contextlib.suppress(OSError):
                 out.unlink()
