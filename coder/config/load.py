@@ -1,0 +1,186 @@
+"""Load and validate configuration.
+
+Precedence (later wins): built-in defaults < the user's config
+($XDG_CONFIG_HOME/coder/config.yaml) < the project's config
+(<workspace>/.coder/config.yaml, limited to PROJECT_KEYS) < --config FILE <
+environment (CODER_*) < command-line flags. Every value is checked against the
+dataclass field it lands in; an unknown key or a wrong type is a ConfigError that
+names the key, where it came from, and the expected type.
+
+A project config lives in the workspace, where the model can write: so it may only
+set keys that choose neither what runs nor what is approved nor where data goes.
+A `config.yaml` in the working directory is not coder's and is never read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from pathlib import Path
+from typing import Any
+
+from coder.config.keys import check_ranges, get_key, merge, set_key
+from coder.config.schema import Config, ConfigError
+
+
+def load(
+    config_file: str | os.PathLike | None = None,
+    overrides: dict[str, Any] | None = None,
+    env: typing.Mapping[str, str] | None = None,
+    cwd: str | os.PathLike | None = None,
+) -> Config:
+    """Build the effective Config. `overrides` maps dotted keys to CLI values."""
+    env = os.environ if env is None else env
+    cfg = _build(config_file, overrides, env, project=None)
+    project = project_config_path(cfg, cwd)
+    if project.is_file():  # the workspace is known only once everything else is read
+        cfg = _build(config_file, overrides, env, project=project)
+    return cfg
+
+
+def _build(
+    config_file: str | os.PathLike | None,
+    overrides: dict[str, Any] | None,
+    env: typing.Mapping[str, str],
+    project: Path | None,
+) -> Config:
+    cfg = Config()
+    user = user_config_path(env)
+    if user.is_file():
+        _apply_file(cfg, user)
+    if project is not None:
+        _apply_file(cfg, project, allowed=PROJECT_KEYS)
+        _confine_project_paths(cfg, project)
+    if config_file is not None:
+        path = Path(config_file).expanduser()
+        if not path.exists():
+            raise ConfigError(f"config file not found: {path}")
+        if not path.is_file():
+            raise ConfigError(f"config file is not a regular file: {path}")
+        _apply_file(cfg, path)
+    for key, value in env_overrides(env).items():
+        set_key(cfg, key, value, source="environment", from_text=True)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            set_key(cfg, key, value, source="command line")
+    check_ranges(cfg)
+    return cfg
+
+
+def user_config_path(env: typing.Mapping[str, str]) -> Path:
+    base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME") or Path.home()) / ".config")
+    return Path(base).expanduser() / "coder" / "config.yaml"
+
+
+def project_config_path(cfg: Config, cwd: str | os.PathLike | None = None) -> Path:
+    base = Path(cwd or os.getcwd())
+    return base / Path(cfg.tools.workspace or ".").expanduser() / ".coder" / "config.yaml"
+
+
+# What a project config may set: how the agent works on this project. Everything else
+# (the server binary, its flags and model, base_url and api_key, the workspace, shell
+# approval, log and history paths) stays with the user: a workspace file must not choose
+# what runs, what is approved, or where the conversation goes.
+PROJECT_KEYS = (
+    "llm.sampling",
+    "llm.tool_protocol",
+    "llm.request_timeout",
+    "agent.max_steps",
+    "agent.tools",
+    "agent.system_prompt",
+)
+
+
+def _check_allowed(data: dict, allowed: tuple[str, ...], source: str, prefix: str = "") -> None:
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if dotted in allowed:
+            continue
+        try:
+            known = get_key(Config(), dotted)
+        except ConfigError:
+            set_key(Config(), dotted, value, source=source)  # raises: names the unknown key
+            raise
+        if isinstance(value, dict) and dataclasses.is_dataclass(known):
+            _check_allowed(value, allowed, source, dotted + ".")  # name the key inside
+            continue
+        raise ConfigError(
+            f"{source}: '{dotted}' cannot be set in a project config (it would let the "
+            f"workspace choose what runs or what is approved); set it in "
+            f"~/.config/coder/config.yaml, --config FILE or on the command line"
+        )
+
+
+def _confine_project_paths(cfg: Config, project: Path) -> None:
+    prompt = cfg.agent.system_prompt
+    workspace = project.parent.parent.resolve()
+    if prompt and not Path(prompt).expanduser().resolve().is_relative_to(workspace):
+        raise ConfigError(
+            f"{project}: 'agent.system_prompt' must be a file inside the workspace ({workspace})"
+        )
+
+
+# CODER_<SECTION>__<KEY> sets any key (e.g. CODER_LLM__SERVER__PORT=8081);
+# these short names cover the common ones.
+ENV_ALIASES = {
+    "CODER_API_KEY": "llm.api_key",
+    "CODER_BASE_URL": "llm.base_url",
+    "CODER_MODEL": "llm.server.model_path",
+    "CODER_TOOL_PROTOCOL": "llm.tool_protocol",
+    "CODER_LOG_DIR": "logging.dir",
+}
+
+
+def env_overrides(env: typing.Mapping[str, str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, value in env.items():
+        if name in ENV_ALIASES:
+            out[ENV_ALIASES[name]] = value
+        elif name.startswith("CODER_") and "__" in name:
+            out[name[len("CODER_") :].lower().replace("__", ".")] = value
+    return out
+
+
+def _apply_file(cfg: Config, path: Path, allowed: tuple[str, ...] | None = None) -> None:
+    import yaml  # lazy: keeps `coder --version` fast
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+    if data is None:
+        return
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    if allowed is not None:
+        _check_allowed(data, allowed, str(path))
+    merge(cfg, data, prefix="", source=str(path))
+    _anchor_paths(cfg, data, path.parent)
+    cfg.sources.append(str(path))
+
+
+# Path keys that a config file may give relative to its own directory.
+PATH_KEYS = (
+    "tools.workspace",
+    "logging.dir",
+    "llm.server.model_path",
+    "llm.server.chat_template_file",
+    "agent.system_prompt",
+    "repl.history_file",
+    "repl.sessions_dir",
+)
+
+
+def _anchor_paths(cfg: Config, data: dict, base: Path) -> None:
+    for key in PATH_KEYS:
+        node: Any = data
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, str) and not Path(node).expanduser().is_absolute():
+            set_key(cfg, key, str(base / node), source="config")
