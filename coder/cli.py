@@ -262,15 +262,21 @@ def cmd_export(cfg, args) -> int:
 
 def log_paths(names: list[str]) -> list:
     """LOG arguments: files, or directories standing for the *.jsonl files in them, in
-    the order they were written (coder-DAY.jsonl, .1, .2, ... .10: not the glob's order)."""
+    the order they were written (coder-DAY.jsonl, .1, .2, ... .10: not the glob's order).
+    A LOG that names nothing to read is an error, never a reason to read logging.dir."""
     from pathlib import Path
 
     from coder.log import log_files
 
+    paths = []
     for name in names:
         if not Path(name).exists():
             raise UsageError(f"log file not found: {name}")
-    return log_files(names) if names else []
+        found = log_files([name])
+        if not found:
+            raise UsageError(f"no log files (*.jsonl) in {name}")
+        paths += found
+    return paths
 
 
 def cmd_query(cfg, args) -> int:

@@ -32,6 +32,8 @@ def group_alive(pgid: int) -> bool:
 def kill_group(proc: Waitable, grace: float = 5.0) -> None:
     """SIGTERM the group `proc` leads, give the leader `grace` seconds, then SIGKILL what
     is left of the group (stragglers whose leader already exited included) and reap it."""
+    if isinstance(proc, subprocess.Popen) and proc.poll() is not None and not group_alive(proc.pid):
+        return  # all gone: its pid may already name another process group
     signal_group(proc.pid, signal.SIGTERM)
     with contextlib.suppress(*_timeouts(proc)):
         proc.wait(grace)

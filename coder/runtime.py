@@ -137,9 +137,9 @@ def open_runtime(cfg: Config, notify: Callable[[str], None]) -> Iterator[Runtime
         logger.close()
 
 
-def server_warnings(cfg: Config, props: dict, n_ctx: int | None = None) -> list[str]:
+def server_warnings(cfg: Config, props: dict, n_ctx: int | None) -> list[str]:
     """What about the server the user should know before the first request; `n_ctx` is
-    its context size (by default as `props` gives it)."""
+    its context size (client.context_size())."""
     out = []
     caps = props.get("chat_template_caps") or {}
     if cfg.llm.tool_protocol == "native" and caps.get("supports_tools") is False:
@@ -148,8 +148,6 @@ def server_warnings(cfg: Config, props: dict, n_ctx: int | None = None) -> list[
             "will not see them (use auto, or llm.server.chat_template_file: "
             "prompts/chatml-tools.jinja)"
         )
-    if n_ctx is None:
-        n_ctx = (props.get("default_generation_settings") or {}).get("n_ctx")
     if n_ctx and n_ctx != cfg.llm.server.ctx_size:
         out.append(
             f"the server's context is {n_ctx} tokens (llm.server.ctx_size "

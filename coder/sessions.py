@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from coder.atomic import atomic_write
-from coder.redact import REDACTED, scrub
+from coder.redact import scrub
 
 VERSION = 1
 SUFFIX = ".json"
@@ -90,7 +90,7 @@ def save(
         "updated": now,
         "messages": messages,
         "tools": tools or [],
-        "config": _redact(config or {}),
+        "config": scrub(config or {}),  # api_key and the like become REDACTED
     }
     try:
         blob = _encode(data)
@@ -219,14 +219,6 @@ def _read_json(path: Path) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"JSON error at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-
-
-def _redact(config: dict) -> dict:
-    data = scrub(config)
-    llm = data.get("llm") if isinstance(data, dict) else None
-    if isinstance(llm, dict) and llm.get("api_key"):
-        llm["api_key"] = REDACTED
-    return data
 
 
 def _mtime(path: Path) -> float | None:

@@ -386,8 +386,8 @@ def test_server_warnings_for_forced_native_and_a_different_context():
         "chat_template_caps": {"supports_tools": False},
         "default_generation_settings": {"n_ctx": 8192},
     }
-    assert server_warnings(cfg, props) == []  # auto: json covers the missing tool support
+    assert server_warnings(cfg, props, 8192) == []  # auto: json covers the missing tool support
     cfg.llm.tool_protocol = "native"
     props["default_generation_settings"]["n_ctx"] = 2048
-    warnings = server_warnings(cfg, props)
+    warnings = server_warnings(cfg, props, 2048)
     assert len(warnings) == 2 and "drops tools" in warnings[0] and "2048" in warnings[1]

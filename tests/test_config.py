@@ -8,7 +8,7 @@ import pytest
 
 from coder import config
 from coder.config import Config, ConfigError
-from coder.log import REDACTED
+from coder.redact import REDACTED
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -213,3 +213,15 @@ def test_export_reads_a_directory_in_write_order(tmp_path):
     for name in names:
         (tmp_path / name).write_text("")
     assert [p.name for p in log_paths([str(tmp_path)])] == names
+
+
+def test_export_of_an_empty_directory_is_a_usage_error_not_the_log_dir(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "coder", "export", "--format", "sft", str(empty)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and f"no log files (*.jsonl) in {empty}" in proc.stderr

@@ -380,7 +380,7 @@ def test_reasoning_is_logged_and_exported_where_the_format_allows(tmp_path: Path
 
 
 def json_rollout(lg: Logger, srv, sid: str, turns: list[list[str]], reward: float, **kw) -> list:
-    """A json-protocol session through the real Client (so prompts are llm.py's wire
+    """A json-protocol session through the real Client (so prompts are coder.llm's wire
     form), recorded the way the agent records it. Returns the ChatResults."""
     from coder.config import Sampling
     from coder.llm import Client
@@ -506,7 +506,7 @@ def test_json_protocol_completion_is_the_sampled_text_and_chains_only_on_a_match
                 protocol="json",
             ),
         )
-        # llm.py's wire form of the past call: raw_content, not the sampled text
+        # coder.llm's wire form of the past call: raw_content, not the sampled text
         wire += [{"role": "assistant", "content": raw}, {"role": "user", "content": "Result"}]
     rec.reward(1.0, "verifier")
     rec.session_end("done")

@@ -10,7 +10,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_wheel_ships_prompts_config_and_both_packages(tmp_path):
+def test_wheel_ships_prompts_config_and_the_tools_inside_coder(tmp_path):
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(REPO)],
         check=True,
@@ -19,7 +19,12 @@ def test_wheel_ships_prompts_config_and_both_packages(tmp_path):
     [wheel] = tmp_path.glob("coder-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"coder/_data/prompts/system.md", "coder/_data/config.yaml"} <= names
-    assert {"coder/cli.py", "coder/engine.py", "coder/tools/__init__.py"} <= names
+    assert {
+        "coder/cli.py",
+        "coder/engine.py",
+        "coder/tools/__init__.py",
+        "coder/tools/workspace.py",
+    } <= names
     assert not any(n.startswith("tools/") for n in names)
     assert any(n.endswith("entry_points.txt") for n in names)
     assert (REPO / "prompts/system.md").read_bytes() == zipfile.ZipFile(wheel).read(

@@ -226,3 +226,18 @@ def test_undo_keeps_the_users_own_edits(ws):
     # a file removed since the edit loses nothing by being restored
     (ws.root / "new.py").unlink()
     assert "removed new.py, created by the edit (it had been removed" in ws.undo_last()
+
+
+def test_coders_project_config_is_not_the_models_to_write(ws):
+    """.coder/config.yaml chooses the next session's system prompt and tools: the model
+    must not be able to write it (or anything beside it) for itself."""
+    (ws.root / ".coder").mkdir()
+    os.symlink(".coder", ws.root / "cfg")
+    ctx = ToolContext(workspace=ws)
+    for path in (".coder/config.yaml", ".coder/prompt.md", "./.coder/x", "cfg/config.yaml"):
+        with pytest.raises(WorkspaceError, match="not allowed"):
+            ws.write_text(path, "x")
+        r = dispatch("write_file", {"path": path, "content": "x"}, ctx)
+        assert r.is_error and ".coder" in r.output
+    assert list((ws.root / ".coder").iterdir()) == []
+    ws.write_text("sub/.coder/notes.md", "a nested .coder is just a folder")

@@ -195,3 +195,44 @@ def test_the_wheel_installs_coder_as_its_only_top_level_package(tmp_path):
     probe = "import importlib.util as u; print(u.find_spec('tools'), u.find_spec('coder.tools'))"
     out = subprocess.run([py, "-P", "-c", probe], capture_output=True, text=True, cwd=tmp_path)
     assert out.stdout.startswith("None ModuleSpec(name='coder.tools'"), out.stderr
+
+
+def test_the_users_own_system_prompt_may_live_anywhere(tmp_path):
+    xdg = tmp_path / "xdg"
+    (xdg / "coder").mkdir(parents=True)
+    (xdg / "coder" / "config.yaml").write_text(f"agent:\n  system_prompt: {tmp_path / 'p.md'}\n")
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    project_config(ws, "agent:\n  max_steps: 5\n")
+    cfg = config.load(None, env={"XDG_CONFIG_HOME": str(xdg)}, cwd=ws)
+    assert cfg.agent.system_prompt == str(tmp_path / "p.md") and cfg.agent.max_steps == 5
+
+
+def test_a_project_tool_list_narrows_the_users_never_widens_it(tmp_path):
+    xdg = tmp_path / "xdg"
+    (xdg / "coder").mkdir(parents=True)
+    (xdg / "coder" / "config.yaml").write_text("agent:\n  tools: [read_file, list_dir]\n")
+    project_config(tmp_path, "agent:\n  tools: [read_file, run_shell]\n")
+    env = {"XDG_CONFIG_HOME": str(xdg)}
+    assert config.load(None, env=env, cwd=tmp_path).agent.tools == ["read_file"]
+    # with no list of the user's, every tool is offered: the project's list narrows that
+    assert config.load(None, env={}, cwd=tmp_path).agent.tools == ["read_file", "run_shell"]
+
+
+def test_a_dotted_key_inside_an_allowed_section_is_allowed(tmp_path):
+    project_config(tmp_path, "llm.sampling.seed: 7\n")
+    assert config.load(None, env={}, cwd=tmp_path).llm.sampling.seed == 7
+
+
+def test_a_workspace_file_does_not_replace_a_shipped_chat_template(tmp_path, monkeypatch):
+    from coder import resources
+    from coder.server import template_path
+
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "chatml-tools.jinja").write_text("{{ hostile }}")
+    monkeypatch.chdir(tmp_path)
+    shipped = str(resources.path("prompts/chatml-tools.jinja"))
+    assert template_path("prompts/chatml-tools.jinja") == shipped
+    mine = tmp_path / "mine.jinja"
+    mine.write_text("{{ messages }}")
+    assert template_path(str(mine)) == str(mine)  # the user's own, by absolute path

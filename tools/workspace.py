@@ -42,6 +42,9 @@ class Edit:
     kept: bool = True  # False: the old file was over MAX_JOURNAL_FILE, so undo cannot restore it
 
 
+PROJECT_CONFIG_DIR = ".coder"  # <workspace>/.coder/config.yaml: coder's project config
+
+
 def is_git_name(name: str) -> bool:
     """Whether a path component names git's metadata. Case and trailing dots or spaces are
     ignored (case-insensitive and Windows file systems), as git itself does."""
@@ -224,11 +227,18 @@ class Workspace:
         self.write_bytes(path, text.encode("utf-8", errors="surrogateescape"))
 
     def _check_writable(self, p: Path, shown: str) -> None:
-        """Refuse `p` (resolved) if it is, or is inside, git's metadata."""
-        if any(is_git_name(part) for part in p.relative_to(self.root).parts):
+        """Refuse `p` (resolved) if it is, or is inside, git's metadata or coder's own
+        project config."""
+        parts = p.relative_to(self.root).parts
+        if any(is_git_name(part) for part in parts):
             raise WorkspaceError(
                 f"writing '{shown}' is not allowed: it is in git's metadata (.git), where config "
                 "and hooks make git run commands. Edit the project's files instead."
+            )
+        if parts and parts[0] == PROJECT_CONFIG_DIR:
+            raise WorkspaceError(
+                f"writing '{shown}' is not allowed: {PROJECT_CONFIG_DIR}/ holds coder's settings "
+                "for this project, which only the user edits. Edit the project's files instead."
             )
 
     def _atomic_write(self, p: Path, data: bytes, shown: str) -> None:

@@ -47,11 +47,10 @@ def _build(
 ) -> Config:
     cfg = Config()
     user = user_config_path(env)
-    if user.is_file():
+    if user is not None and user.is_file():
         _apply_file(cfg, user)
     if project is not None:
-        _apply_file(cfg, project, allowed=PROJECT_KEYS)
-        _confine_project_paths(cfg, project)
+        _apply_project(cfg, project)
     if config_file is not None:
         path = Path(config_file).expanduser()
         if not path.exists():
@@ -68,9 +67,11 @@ def _build(
     return cfg
 
 
-def user_config_path(env: typing.Mapping[str, str]) -> Path:
-    base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME") or Path.home()) / ".config")
-    return Path(base).expanduser() / "coder" / "config.yaml"
+def user_config_path(env: typing.Mapping[str, str]) -> Path | None:
+    """$XDG_CONFIG_HOME/coder/config.yaml (~/.config by default); None in an environment
+    with neither variable (as tests pass one)."""
+    base = env.get("XDG_CONFIG_HOME") or (env.get("HOME") and f"{env['HOME']}/.config")
+    return Path(base).expanduser() / "coder" / "config.yaml" if base else None
 
 
 def project_config_path(cfg: Config, cwd: str | os.PathLike | None = None) -> Path:
@@ -81,7 +82,8 @@ def project_config_path(cfg: Config, cwd: str | os.PathLike | None = None) -> Pa
 # What a project config may set: how the agent works on this project. Everything else
 # (the server binary, its flags and model, base_url and api_key, the workspace, shell
 # approval, log and history paths) stays with the user: a workspace file must not choose
-# what runs, what is approved, or where the conversation goes.
+# what runs, what is approved, or where the conversation goes. Its agent.tools only
+# narrows the list already set; the model's file tools cannot write under .coder/.
 PROJECT_KEYS = (
     "llm.sampling",
     "llm.tool_protocol",
@@ -95,7 +97,7 @@ PROJECT_KEYS = (
 def _check_allowed(data: dict, allowed: tuple[str, ...], source: str, prefix: str = "") -> None:
     for key, value in data.items():
         dotted = f"{prefix}{key}"
-        if dotted in allowed:
+        if any(dotted == a or dotted.startswith(a + ".") for a in allowed):
             continue
         try:
             known = get_key(Config(), dotted)
@@ -109,15 +111,6 @@ def _check_allowed(data: dict, allowed: tuple[str, ...], source: str, prefix: st
             f"{source}: '{dotted}' cannot be set in a project config (it would let the "
             f"workspace choose what runs or what is approved); set it in "
             f"~/.config/coder/config.yaml, --config FILE or on the command line"
-        )
-
-
-def _confine_project_paths(cfg: Config, project: Path) -> None:
-    prompt = cfg.agent.system_prompt
-    workspace = project.parent.parent.resolve()
-    if prompt and not Path(prompt).expanduser().resolve().is_relative_to(workspace):
-        raise ConfigError(
-            f"{project}: 'agent.system_prompt' must be a file inside the workspace ({workspace})"
         )
 
 
@@ -142,7 +135,34 @@ def env_overrides(env: typing.Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def _apply_file(cfg: Config, path: Path, allowed: tuple[str, ...] | None = None) -> None:
+def _apply_file(cfg: Config, path: Path) -> None:
+    data = _read_yaml(path)
+    if data is not None:
+        _apply_data(cfg, data, path)
+
+
+def _apply_project(cfg: Config, path: Path) -> None:
+    """The project's config: only PROJECT_KEYS, its system prompt a file inside the
+    workspace, and its tool list can narrow the tools offered, never add one."""
+    data = _read_yaml(path)
+    if data is None:
+        return
+    _check_allowed(data, PROJECT_KEYS, str(path))
+    offered = cfg.agent.tools
+    _apply_data(cfg, data, path)
+    agent = data.get("agent") or {}
+    if agent.get("system_prompt"):
+        workspace = path.parent.parent.resolve()
+        prompt = Path(cfg.agent.system_prompt or "").expanduser().resolve()
+        if not prompt.is_relative_to(workspace):
+            raise ConfigError(
+                f"{path}: 'agent.system_prompt' must be a file inside the workspace ({workspace})"
+            )
+    if offered is not None and cfg.agent.tools is not None:
+        cfg.agent.tools = [name for name in cfg.agent.tools if name in offered]
+
+
+def _read_yaml(path: Path) -> dict | None:
     import yaml  # lazy: keeps `coder --version` fast
 
     try:
@@ -154,12 +174,12 @@ def _apply_file(cfg: Config, path: Path, allowed: tuple[str, ...] | None = None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
-    if data is None:
-        return
-    if not isinstance(data, dict):
+    if data is not None and not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
-    if allowed is not None:
-        _check_allowed(data, allowed, str(path))
+    return data
+
+
+def _apply_data(cfg: Config, data: dict, path: Path) -> None:
     merge(cfg, data, prefix="", source=str(path))
     _anchor_paths(cfg, data, path.parent)
     cfg.sources.append(str(path))

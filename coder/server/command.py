@@ -46,17 +46,22 @@ def server_env(cfg: Config) -> dict[str, str]:
 
 
 def template_path(name: str) -> str:
-    """llm.server.chat_template_file: a path, or a template coder ships (prompts/...)."""
+    """llm.server.chat_template_file: a path, or a template coder ships
+    (`prompts/chatml-tools.jinja`, by name; also where a path anchored to a config file
+    does not exist). A relative name is coder's own template first: a file of that name
+    in the working directory (the workspace) must not replace it."""
     from coder import resources
 
     path = Path(name).expanduser()
-    if path.is_file():
+    if path.is_absolute() and path.is_file():
         return str(path)
     for shipped in (f"prompts/{path.name}", path.name):
         try:
             return str(resources.path(shipped))
         except FileNotFoundError:
             pass
+    if path.is_file():
+        return str(path)
     raise ConfigError(f"llm.server.chat_template_file: no such file: {path}")
 
 
