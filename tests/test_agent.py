@@ -130,7 +130,7 @@ def test_json_protocol_call_becomes_a_normal_tool_call(workspace):
         first = srv.chat_requests()[0].json
         second = srv.chat_requests()[1].json
     assert result.ok and result.answer == "It says: first line"
-    assert "response_format" in first and "tools" not in first
+    assert "grammar" in first and "response_format" not in first and "tools" not in first
     assert "first line" in json.dumps(second["messages"])  # the result reached the model
     assert agent.messages[2]["tool_calls"][0]["function"]["name"] == "read_file"
     assert log.types("model_call")[0]["protocol"] == "json"

@@ -37,7 +37,7 @@ def test_q_read_file_call_runs_and_its_result_reaches_the_model(tmp_path, engine
 
     [session] = list(read_sessions(sorted((tmp_path / "logs").glob("*.jsonl"))))
     calls = session.calls
-    assert calls and calls[0].request["response_format"]["type"] == "json_schema"  # auto -> json
+    assert calls and "read_file" in calls[0].request["grammar"]  # auto -> json, GBNF
     results = session.tool_results
     assert results and results[0]["name"] == "read_file"
     # the tool's output is in the prompt of the next model call

@@ -114,6 +114,7 @@ def test_native_request_shape(srv, client):
 
 
 def test_json_protocol_request_shape(srv, client):
+    srv.props = None  # not llama.cpp: the reply is constrained by response_format
     srv.enqueue(stream_text('{"answer": "hi"}'))
     history = MSGS + [
         {
@@ -465,3 +466,11 @@ def test_props_while_loading_is_not_cached(srv):
         assert c.props() == {} and c.resolve_protocol("auto") == "native"
         srv.route("GET", "/props", None)
         assert c.resolve_protocol("auto") == "json"
+
+
+def test_json_protocol_on_llama_cpp_sends_a_compact_grammar(srv, client):
+    srv.enqueue(stream_text('{"tool": "read_file", "arguments": {"path": "a.py"}}'))
+    r = chat(client, protocol="json")
+    assert "response_format" not in r.request and "tools" not in r.request
+    assert r.request["grammar"].startswith("root ::= call0 | call1 | answer")
+    assert [c.name for c in r.tool_calls] == ["read_file"]

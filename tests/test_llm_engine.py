@@ -45,7 +45,7 @@ def test_json_protocol_tool_call(client):
         [{"role": "user", "content": "Read README.md"}], [READ_FILE], sampling=GREEDY, logprobs=True
     )
     assert r.protocol == "json" and r.error is None and r.parse_error is None
-    assert "tools" not in r.request and r.request["response_format"]["type"] == "json_schema"
+    assert "tools" not in r.request and "read_file" in r.request["grammar"]
     assert [c.name for c in r.tool_calls] == ["read_file"]
     assert isinstance(json.loads(r.tool_calls[0].arguments)["path"], str)
     assert r.message["tool_calls"][0]["function"]["name"] == "read_file"

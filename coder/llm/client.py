@@ -6,7 +6,8 @@ protocol was used on the wire:
 
 - native: OpenAI `tools` in the request, `tool_calls` deltas in the stream.
 - json:   for chat templates without tool support (json_protocol.py): one JSON
-  object per reply, constrained by `response_format`, becomes a normal tool call.
+  object per reply, held to compact JSON by a grammar (llama.cpp) or `response_format`,
+  becomes a normal tool call.
 
 The request body is built here, serialised once and posted as raw bytes through
 the openai client, so `ChatResult.request` is exactly what went on the wire
@@ -38,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from coder.chat import ChatResult
+from coder.llm.grammar import reply_grammar
 from coder.llm.json_protocol import render_json_messages, response_format
 from coder.llm.stream import Accumulator, error_detail
 
@@ -168,6 +170,7 @@ class Client:
             logprobs=logprobs,
             stream=stream,
             model=self.model,
+            grammar=bool(self.props()),  # a llama.cpp server: it takes GBNF
         )
         payload = orjson.dumps(body)
         # parsed back from the bytes: independent of the caller's (mutable) message dicts
@@ -287,13 +290,21 @@ def build_body(
     logprobs: bool = False,
     stream: bool = True,
     model: str | None = None,
+    grammar: bool = False,
 ) -> dict:
+    """The request as it goes on the wire. `grammar`: the server takes llama.cpp's GBNF,
+    so the json protocol's reply is held to compact JSON (see grammar.py); otherwise, or
+    for a tool schema the grammar cannot express, `response_format` constrains it."""
     body: dict[str, Any] = {}
     if model:
         body["model"] = model
     if protocol == "json":
         body["messages"] = render_json_messages(messages, tools)
-        body["response_format"] = response_format(tools)
+        gbnf = reply_grammar(tools) if grammar else None
+        if gbnf is not None:
+            body["grammar"] = gbnf
+        else:
+            body["response_format"] = response_format(tools)
     else:
         body["messages"] = messages
         if tools:

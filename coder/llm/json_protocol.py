@@ -1,7 +1,7 @@
 """The json tool protocol, for chat templates without tool support.
 
-The tools are described in the system message, the reply is constrained by
-`response_format` to one JSON object ({"tool": NAME, "arguments": {...}} or
+The tools are described in the system message, the reply is constrained (by a
+llama.cpp grammar, grammar.py, or else by `response_format`) to one JSON object ({"tool": NAME, "arguments": {...}} or
 {"answer": TEXT}), and the history is re-rendered as the template can show it (past
 calls as JSON text, tool results as user messages). The JSON reply becomes a normal
 tool call.
@@ -52,7 +52,7 @@ def tools_text(tools: list[dict]) -> str:
 
     One line per tool: on a 2-core CPU every prompt token costs about 4 ms, and a
     small model picks better from a short list. Argument types need no words: the
-    response_format schema enforces them.
+    grammar (or response_format's schema) enforces them.
     """
     if not tools:
         return 'Every reply is one JSON object: {"answer": "<text for the user>"}'
