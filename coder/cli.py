@@ -302,7 +302,7 @@ def cmd_export(cfg, args) -> int:
     left = stats.summary()
     print(
         f"exported {stats.rows} {args.format} rows from {stats.sessions} sessions in {source}"
-        f"{where}" + (f"; left out: {left}" if left else ""),
+        f"{where}" + (f"; {left}" if left else ""),
         file=sys.stderr,
     )
     return EXIT_OK

@@ -40,15 +40,19 @@ class ExportStats:
         self.skipped[reason] += n
 
     def summary(self) -> str:
-        """What was left out and why, one clause per reason."""
+        """What was left out and why, one clause per reason; then what was kept but marked."""
         parts = [f"{n} {why}" for why, n in self.skipped.most_common()]
-        if self.flat:
-            parts.append(f"{self.flat} groups with equal rewards (flat)")
-        if self.identical:
-            parts.append(f"{self.identical} completions identical to another in their group")
         if self.skipped_lines:
             parts.append(f"{self.skipped_lines} corrupt lines")
-        return "; ".join(parts)
+        kept = []
+        if self.flat:
+            kept.append(f"{self.flat} flat groups (equal rewards)")
+        if self.identical:
+            kept.append(f"{self.identical} completions identical to another of their group")
+        text = f"left out: {'; '.join(parts)}" if parts else ""
+        if kept:
+            text += ("; " if text else "") + f"kept, marked: {'; '.join(kept)}"
+        return text
 
     def empty_reason(self, fmt: str) -> str:
         """Why an export wrote no row."""

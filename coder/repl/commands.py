@@ -370,7 +370,7 @@ class Commands:
         left = stats.summary()
         self.say(f"exported {stats.rows} {fmt} rows of this session to {out}", "green")
         if left:
-            self.say(f"left out: {left}", "dim")
+            self.say(left, "dim")
 
     def complete_export(self) -> list[str]:
         from coder.export import FORMATS
