@@ -77,12 +77,50 @@ def build_parser():
     srv.add_argument("action", choices=["status", "start", "stop"])
 
     exp = sub.add_parser("export", parents=[sub_common], help="turn logs into training data")
-    exp.add_argument("--format", required=True, choices=FORMATS)
-    exp.add_argument("--since", metavar="DATE")
-    exp.add_argument("--min-reward", type=float, metavar="R")
-    exp.add_argument("--session", metavar="ID")
-    exp.add_argument("-o", "--output", metavar="FILE")
-    exp.add_argument("logs", nargs="*", metavar="LOG")
+    exp.add_argument(
+        "--format",
+        required=True,
+        choices=FORMATS,
+        help="sft: TRL conversations; openai: OpenAI fine-tuning; grpo: prompts with "
+        "their rewarded completions; dpo: chosen/rejected pairs (docs/log-format.md)",
+    )
+    exp.add_argument(
+        "--since", metavar="DATE", help="only sessions that began at or after DATE (YYYY-MM-DD)"
+    )
+    exp.add_argument(
+        "--min-reward",
+        type=float,
+        metavar="R",
+        help="sft/openai: only turns rewarded R or more; grpo: groups whose best reward "
+        "reaches R; dpo: pairs whose chosen reaches R",
+    )
+    exp.add_argument("--session", metavar="ID", help="only sessions whose id starts with ID")
+    exp.add_argument(
+        "--all",
+        dest="keep_all",
+        action="store_true",
+        help="sft/openai: keep failed turns as targets too (default: only turns that answered)",
+    )
+    exp.add_argument(
+        "--wire",
+        action="store_true",
+        help="the messages exactly as the server received them (the json protocol's "
+        "text), instead of canonical tool_calls + tools",
+    )
+    exp.add_argument(
+        "--skip-flat",
+        action="store_true",
+        help="grpo: leave out groups whose rewards are all equal",
+    )
+    exp.add_argument(
+        "-o", "--output", metavar="FILE", help="write to FILE (atomically); '-' or none: stdout"
+    )
+    exp.add_argument(
+        "logs",
+        nargs="*",
+        metavar="LOG",
+        help="log files or directories (default: every log of logging.dir)",
+    )
     return parser
 
 
@@ -230,7 +268,7 @@ def cmd_export(cfg, args) -> int:
         except ValueError:
             raise UsageError(f"--since: not a date (YYYY-MM-DD[THH:MM]): {args.since}") from None
     paths = log_paths(args.logs)
-    out = Path(args.output) if args.output else None
+    out = Path(args.output) if args.output and args.output != "-" else None
     if out is not None and (out.is_dir() or not out.parent.is_dir()):
         what = "is a directory" if out.is_dir() else "is in a directory that does not exist"
         raise UsageError(f"-o {out}: {what}; give a file path")
@@ -243,20 +281,30 @@ def cmd_export(cfg, args) -> int:
         session=args.session,
         progress=sys.stderr.isatty(),
         log_dir=log_dir(cfg),
+        keep_all=args.keep_all,
+        wire=args.wire,
+        skip_flat=args.skip_flat,
     )
     source = ", ".join(map(str, paths)) if paths else f"{log_dir(cfg)}/*.jsonl"
-    where = f" to {args.output}" if args.output else ""
-    print(
-        f"exported {stats.rows} {args.format} rows from {stats.sessions} sessions in {source}"
-        f"{where}; skipped {stats.skipped_lines} corrupt lines",
-        file=sys.stderr,
-    )
-    if stats.rows == 0 and stats.sessions and args.format in ("grpo", "dpo"):
+    if stats.rows == 0:
         print(
-            f"coder: {args.format} needs the same prompt answered at least twice with different "
-            "rewards (e.g. several `coder -q TASK --verify CMD --seed N` runs)",
+            f"coder: nothing exported (no file written): {stats.empty_reason(args.format)}",
             file=sys.stderr,
         )
+        if args.format == "dpo" and stats.sessions:
+            print(
+                "coder: dpo needs the same prompt answered at least twice with different "
+                "rewards (e.g. several `coder -q TASK --verify CMD --seed N` runs)",
+                file=sys.stderr,
+            )
+        return EXIT_TASK_FAILED
+    where = f" to {out}" if out else ""
+    left = stats.summary()
+    print(
+        f"exported {stats.rows} {args.format} rows from {stats.sessions} sessions in {source}"
+        f"{where}" + (f"; {left}" if left else ""),
+        file=sys.stderr,
+    )
     return EXIT_OK
 
 

@@ -200,8 +200,10 @@ def test_export_takes_a_log_directory_and_refuses_a_directory_as_output(tmp_path
             text=True,
         )
 
-    ok = run("--format", "sft", str(logs), "-o", str(tmp_path / "out.jsonl"))
-    assert ok.returncode == 0 and "skipped 1 corrupt lines" in ok.stderr
+    # nothing to export: exit 1 with the reason, and no file
+    none = run("--format", "sft", str(logs), "-o", str(tmp_path / "out.jsonl"))
+    assert none.returncode == 1 and "no readable session (1 corrupt lines)" in none.stderr
+    assert not (tmp_path / "out.jsonl").exists()
     bad = run("--format", "sft", str(logs), "-o", str(tmp_path))
     assert bad.returncode == 2 and "is a directory" in bad.stderr
 

@@ -114,6 +114,12 @@ def logs(tmp_path: Path) -> Path:
     return d
 
 
+def trl(m: dict) -> dict:
+    from coder.export import trl_message
+
+    return trl_message(m)
+
+
 def rows(p: Path) -> list[dict]:
     return [orjson.loads(x) for x in p.read_bytes().splitlines()]
 
@@ -158,7 +164,10 @@ def test_grpo_groups_identical_prompts(logs: Path, tmp_path: Path) -> None:
     assert r["completions"][1][0]["tool_calls"][0]["function"]["arguments"] == {"path": "b.py"}
     assert sum(r["advantages"]) == pytest.approx(0.0, abs=1e-9)
     assert r["advantages"][0] > r["advantages"][2] > r["advantages"][1]
-    assert r["completion_ids"] == [[7]] * 3 and r["tools"] == TOOLS
+    assert r["tools"] == TOOLS and r["flat"] is False and r["group_id"]
+    # a completion is the whole turn: each step and the tool results between them
+    assert [m["role"] for m in r["completions"][0]] == ["assistant", "tool", "assistant"]
+    assert r["completions"][0][-1] == {"role": "assistant", "content": "I read a.py."}
     assert advantages([2.0, 2.0]) == [0.0, 0.0]
 
 
@@ -199,9 +208,12 @@ def test_turn_reward_applies_to_its_turn(tmp_path: Path) -> None:
     rec.session_end("exit")
     lg.close()
     out = tmp_path / "o.jsonl"
-    # the whole conversation ends in turn 2, whose reward is -1
-    assert export([d], "sft", out, None, 0.0, None, False).rows == 0
-    assert export([d], "sft", out, None, -1.0, None, False).rows == 1
+    # turn 2's reward is -1: the conversation's row ends with turn 1
+    assert export([d], "sft", out, None, 0.0, None, False).rows == 1
+    assert len(rows(out)[0]["messages"]) == 3
+    assert export([d], "sft", out).rows == 1  # a user's reward below 0 fails the turn
+    assert len(rows(out)[0]["messages"]) == 3
+    assert export([d], "sft", out, None, -1.0, None, False, keep_all=True).rows == 1
     assert len(rows(out)[0]["messages"]) == 5
 
 
@@ -311,10 +323,19 @@ def test_json_protocol_call_blobs_response_format(tmp_path: Path) -> None:
     assert "response_format" not in mc["request"] and "response_format" in mc["request_blobs"]
     assert mc["tokens_note"] == "requested but the server returned none"
     out = tmp_path / "o.jsonl"
-    export([d], "sft", out, None, None, None, False)
+    st = export([d], "sft", out, None, None, None, False)
+    assert st.rows == 0 and not out.exists()  # the turn never answered: not a target
+    assert "failed turns" in st.empty_reason("sft")
+    export([d], "sft", out, None, None, None, False, wire=True, keep_all=True)
     r = rows(out)[0]
     assert "tools" not in r  # the prompt describes them in its own (wire) form
     assert r["messages"][-1] == {"role": "assistant", "content": mc["raw_content"]}
+    export([d], "sft", out, keep_all=True)  # canonical: a call, and the tools offered
+    r = rows(out)[0]
+    assert r["tools"] == TOOLS and r["messages"][-1]["tool_calls"][0]["function"] == {
+        "name": "read_file",
+        "arguments": {"path": "a.py"},
+    }
 
 
 def test_export_memory_does_not_grow_with_the_log(tmp_path: Path) -> None:
@@ -436,7 +457,32 @@ def test_json_protocol_rows_are_the_wire_form_and_chain(tmp_path: Path) -> None:
     lg.close()
     assert results[0].tool_calls and results[0].message["tool_calls"]  # canonical: native form
     out = tmp_path / "o.jsonl"
-    assert export([d], "sft", out).rows == 1  # the three steps chain into one conversation
+    # canonical (the default): what the agent held, the tools as a key of their own
+    assert export([d], "sft", out).rows == 1
+    [row] = rows(out)
+    call_msg = results[0].message
+    assert row == {
+        "messages": [
+            SYSTEM,
+            {"role": "user", "content": "fix the bug"},
+            trl(call_msg),
+            {
+                "role": "tool",
+                "tool_call_id": call_msg["tool_calls"][0]["id"],
+                "content": "read_file out",
+            },
+            {"role": "assistant", "content": "fixed"},
+            {"role": "user", "content": "turn 2"},
+            {"role": "assistant", "content": "you are welcome"},
+        ],
+        "tools": TOOLS,
+    }
+    assert export([d], "openai", out).rows == 1
+    [orow] = rows(out)
+    assert orow["messages"][2]["tool_calls"][0]["function"]["arguments"] == '{"path":"a.py"}'
+    assert orow["tools"] == TOOLS and orow != row
+    # --wire: the three steps as the server received them
+    assert export([d], "sft", out, wire=True).rows == 1
     [row] = rows(out)
     assert set(row) == {"messages"}  # the tools are in the system text, not a tools key
     last = results[-1]
@@ -448,7 +494,7 @@ def test_json_protocol_rows_are_the_wire_form_and_chain(tmp_path: Path) -> None:
     assistant = [m for m in row["messages"] if m["role"] == "assistant"]
     assert [m["content"] for m in assistant] == [r.raw_content for r in results]
     assert not any("tool_calls" in m for m in row["messages"])
-    assert export([d], "openai", out).rows == 1
+    assert export([d], "openai", out, wire=True).rows == 1
     [orow] = rows(out)
     assert orow == {"messages": row["messages"]}  # no tools, no parallel_tool_calls
 
@@ -466,16 +512,26 @@ def test_json_protocol_groups_are_raw_text_completions(tmp_path: Path) -> None:
             prompts.append(json_rollout(lg, srv, f"r{i}", [turn], reward)[0].request["messages"])
     lg.close()
     out = tmp_path / "g.jsonl"
-    assert export([d], "grpo", out).rows == 1
+    assert export([d], "grpo", out, wire=True).rows == 1
     [g] = rows(out)
     assert "tools" not in g and g["prompt"] == prompts[0] == prompts[2]
-    assert g["completions"] == [[{"role": "assistant", "content": f}] for f in firsts]
-    assert g["raw_completions"] == firsts and g["rewards"] == [1.0, 0.0, 0.5]
-    assert export([d], "dpo", out).rows == 3
+    assert [c[0] for c in g["completions"]] == [{"role": "assistant", "content": f} for f in firsts]
+    assert g["completions"][2] == [{"role": "assistant", "content": '{"answer": "no"}'}]
+    assert g["rewards"] == [1.0, 0.0, 0.5]
+    assert export([d], "dpo", out, wire=True).rows == 3
     for p in rows(out):
         assert "tools" not in p and p["prompt"] == prompts[0]
         assert p["chosen"][0]["content"] in firsts and p["rejected"][0]["content"] in firsts
         assert not any("tool_calls" in m for m in p["chosen"] + p["rejected"])
+    # canonical: the system prompt without the tool list, calls as tool_calls, plain answers
+    assert export([d], "grpo", out).rows == 1
+    [g] = rows(out)
+    assert g["tools"] == TOOLS and g["prompt"] == [
+        SYSTEM,
+        {"role": "user", "content": "fix the bug"},
+    ]
+    assert g["completions"][0][0]["tool_calls"][0]["function"]["arguments"] == {"path": "a.py"}
+    assert g["completions"][2] == [{"role": "assistant", "content": "no"}]
 
 
 def test_json_protocol_completion_is_the_sampled_text_and_chains_only_on_a_match(
@@ -512,7 +568,10 @@ def test_json_protocol_completion_is_the_sampled_text_and_chains_only_on_a_match
     rec.session_end("done")
     lg.close()
     out = tmp_path / "o.jsonl"
-    assert export([d], "sft", out).rows == 2  # step 1's prompt does not hold the sampled text
+    # the turn's last reply has no content (an empty answer): a target only with --all
+    assert export([d], "sft", out, wire=True).rows == 0
+    # step 1's prompt does not hold the sampled text
+    assert export([d], "sft", out, wire=True, keep_all=True).rows == 2
     first, second = rows(out)
     assert first["messages"][-1] == {"role": "assistant", "content": sampled}
     assert second["messages"][-1] == {"role": "assistant", "content": '{"answer": "ok"}'}
@@ -560,9 +619,11 @@ def test_one_auto_reward_per_turn_puts_clean_successes_in_groups(tmp_path: Path)
     export([d], "dpo", out)
     assert sum(r["task_id"] == "t" for r in rows(out)) == 3
     export([d], "sft", out, min_reward=0.0)
+    # a conversation ends at its last turn that reaches the reward: "multi" at turn 1
     assert [r["messages"][-1]["content"] for r in rows(out)] == [
         "I read a.py.",
         "I read d.py.",
+        "first",
         "second",
     ]
 

@@ -80,12 +80,17 @@ def test_every_logged_prompt_is_byte_for_byte_what_the_server_received(tmp_path,
     rebuilt = [orjson.dumps(call.request) for call in session.calls]
     assert rebuilt == received
 
-    # the exports carry those same prompts
+    # the --wire exports carry those same prompts
     out = tmp_path / "openai.jsonl"
-    export.export([], "openai", out, log_dir=logs)
+    export.export([], "openai", out, log_dir=logs, wire=True)
     rows = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     last_sent = orjson.loads(received[-1])["messages"]
     assert rows[-1]["messages"][: len(last_sent)] == last_sent
+    if protocol == "native":  # canonical: the same messages, arguments compact
+        export.export([], "openai", out, log_dir=logs)
+        rows = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+        want = [export.openai_message(m) for m in last_sent]
+        assert rows[-1]["messages"][: len(last_sent)] == want
 
     # and no record holds the api key
     text = b"".join(p.read_bytes() for p in list_log_files(logs))

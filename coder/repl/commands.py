@@ -4,7 +4,6 @@ docstring's first line is its usage, the second its /help line, and the
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import difflib
 import inspect
@@ -360,16 +359,18 @@ class Commands:
                 out = out / name
         self.rt.logger.flush()
         # the log files of log_dir itself: earlier exports kept in exports/ are not read
-        rows = export.export(None, fmt, out, session=sid, log_dir=log_dir).rows
-        if rows == 0:
-            with contextlib.suppress(OSError):
-                out.unlink()
+        stats = export.export(None, fmt, out, session=sid, log_dir=log_dir)
+        if stats.rows == 0:  # export writes no file then (and leaves an old one alone)
             self.say(
-                f"nothing to export: this session has no {fmt} rows yet (no file written)",
+                f"nothing to export: this session has no {fmt} rows yet (no file written): "
+                f"{stats.empty_reason(fmt)}",
                 "yellow",
             )
             return
-        self.say(f"exported {rows} {fmt} rows of this session to {out}", "green")
+        left = stats.summary()
+        self.say(f"exported {stats.rows} {fmt} rows of this session to {out}", "green")
+        if left:
+            self.say(left, "dim")
 
     def complete_export(self) -> list[str]:
         from coder.export import FORMATS
