@@ -31,6 +31,9 @@ class ChatResult:
     parse_error: str | None = None
     duration_ms: float = 0.0
     reasoning: str | None = None  # reasoning_content deltas (thinking models), not streamed
+    stop_type: str | None = None  # llama.cpp's own: eos | word | limit (asked with `verbose`)
+    prompt_ids: list[int] | None = None  # the prompt as the server tokenized it
+    prompt_ids_note: str | None = None  # why there are none, or why they may not match
 
 
 class Stop(StrEnum):

@@ -88,6 +88,7 @@ def open_runtime(cfg: Config, notify: Callable[[str], None]) -> Iterator[Runtime
             api_key=cfg.llm.api_key,
             model=cfg.llm.server.alias,
             timeout=cfg.llm.request_timeout,
+            prompt_ids=cfg.logging.prompt_ids,
         )
         n_ctx = client.context_size()  # once: the budget, the warnings and the log share it
         cancel = threading.Event()

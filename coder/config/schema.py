@@ -86,6 +86,7 @@ class LoggingConfig:
     flush_interval: float = 1.0
     rotate_mib: int = 256
     logprobs: bool = True
+    prompt_ids: bool = True
 
 
 @dataclass

@@ -42,6 +42,7 @@ from coder.chat import ChatResult
 from coder.llm.grammar import reply_grammar
 from coder.llm.json_protocol import render_json_messages, response_format
 from coder.llm.stream import Accumulator, error_detail
+from coder.llm.token_ids import append_eos, prompt_ids_note
 
 if TYPE_CHECKING:
     from coder.config import Sampling
@@ -70,6 +71,7 @@ class Client:
         retries: int = 4,
         *,
         backoff: float = 0.5,
+        prompt_ids: bool = False,
     ) -> None:
         import httpx2
         import openai  # lazy: a few hundred ms of imports
@@ -79,6 +81,9 @@ class Client:
         self.model = model
         self.retries = retries
         self.backoff = backoff
+        # after each reply, the prompt's token ids by the server's own tokenizer
+        self.prompt_ids = prompt_ids
+        self._eos_id: int | None = None
         # httpx writes headers and body separately: without TCP_NODELAY, Nagle + the
         # server's delayed ACK stall each request by up to 40 ms (measured on llama.cpp)
         nodelay = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
@@ -171,6 +176,7 @@ class Client:
             stream=stream,
             model=self.model,
             grammar=bool(self.props()),  # a llama.cpp server: it takes GBNF
+            verbose=logprobs or self.prompt_ids,
         )
         payload = orjson.dumps(body)
         # parsed back from the bytes: independent of the caller's (mutable) message dicts
@@ -187,7 +193,78 @@ class Client:
             self._read(resp, acc, cancel)
         result = acc.result(request, tools)
         result.duration_ms = (time.perf_counter() - started) * 1000
+        if result.logprobs and stream:
+            n = (result.usage or {}).get("completion_tokens")
+            if result.stop_type == "eos" and isinstance(n, int) and len(result.logprobs) < n:
+                result.logprobs = append_eos(result.logprobs, "eos", n, self.eos_id())
+        if self.prompt_ids and not (result.interrupted or result.error):
+            self._add_prompt_ids(result, (acc.verbose or {}).get("prompt"))
         return result
+
+    # -- token ids ----------------------------------------------------------
+
+    def tokenize(self, text: str) -> list[int]:
+        """POST {root}/tokenize (llama.cpp): ``text`` as the server tokenizes a prompt
+        (special tokens parsed, BOS added if the model wants one)."""
+        data = self._post_json("/tokenize", {"content": text, "add_special": True})
+        tokens = data.get("tokens") if isinstance(data, dict) else None
+        if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
+            raise LLMError(f"{self.root}/tokenize: no token ids in the answer", url=self.root)
+        return tokens
+
+    def eos_id(self) -> int | None:
+        """The id of the server's end-of-generation token (/props eos_token); None if unknown."""
+        if self._eos_id is None:
+            text = self.props().get("eos_token")
+            if isinstance(text, str) and text:
+                try:
+                    ids = self._post_json("/tokenize", {"content": text, "add_special": False})
+                except (LLMError, ValueError):
+                    return None
+                tokens = ids.get("tokens") if isinstance(ids, dict) else None
+                if isinstance(tokens, list) and len(tokens) == 1 and isinstance(tokens[0], int):
+                    self._eos_id = tokens[0]
+        return self._eos_id
+
+    def _add_prompt_ids(self, result: ChatResult, prompt: object) -> None:
+        # after the reply (the user's first token is never delayed); the prompt is the
+        # server's own rendering from `__verbose` (tools and all), so one request suffices
+        if not isinstance(prompt, str):
+            result.prompt_ids_note = "the server returned no rendered prompt (not llama.cpp?)"
+            return
+        try:
+            result.prompt_ids = self.tokenize(prompt)
+        except (LLMError, ValueError) as exc:
+            result.prompt_ids_note = f"tokenize failed: {exc}"
+            return
+        result.prompt_ids_note = prompt_ids_note(result.prompt_ids, result.usage)
+
+    def _post_json(self, path: str, body: dict) -> object:
+        import httpx2
+        import openai
+
+        url = self.root + path
+        stale_errors = (httpx2.RemoteProtocolError, httpx2.ReadError, httpx2.WriteError)
+        for attempt in range(2):
+            try:
+                resp = self._client.post(
+                    url,
+                    cast_to=httpx2.Response,
+                    content=orjson.dumps(body),
+                    options={"headers": {"Content-Type": "application/json"}, "timeout": 30.0},
+                )
+                return orjson.loads(resp.read())
+            except openai.APIStatusError as exc:
+                status = exc.status_code
+                raise LLMError(f"{url}: HTTP {status}", url=url, status=status) from exc
+            except openai.APIConnectionError as exc:
+                # the kept-alive connection the server closed after a stream (see _send)
+                if attempt == 0 and isinstance(exc.__cause__, stale_errors):
+                    continue
+                raise LLMError(f"{url}: {_cause(exc)}", url=url) from exc
+            except openai.APIError as exc:
+                raise LLMError(f"{url}: {_cause(exc)}", url=url) from exc
+        raise AssertionError("unreachable")
 
     def _send(self, payload: bytes, cancel: threading.Event | None) -> Any:
         import httpx2
@@ -291,6 +368,7 @@ def build_body(
     stream: bool = True,
     model: str | None = None,
     grammar: bool = False,
+    verbose: bool = False,
 ) -> dict:
     """The request as it goes on the wire. `grammar`: the server takes llama.cpp's GBNF,
     so the json protocol's reply is held to compact JSON (see grammar.py); otherwise, or
@@ -327,4 +405,8 @@ def build_body(
     if logprobs and not (stream and body.get("tools")):
         body["logprobs"] = True
         body["top_logprobs"] = TOP_LOGPROBS
+    if verbose:
+        # llama.cpp then adds `__verbose` to the final chunk: the rendered prompt and
+        # stop_type (eos | word | limit), which token-exact records need
+        body["verbose"] = True
     return body

@@ -23,6 +23,8 @@ class Accumulator:
         self.usage: dict | None = None
         self.timings: dict | None = None
         self.logprobs: list[dict] | None = None
+        # llama.cpp's `__verbose` (asked with "verbose": true): the rendered prompt, stop_type
+        self.verbose: dict | None = None
         self.done = False
         self.interrupted = False
         self.error: str | None = None
@@ -37,6 +39,8 @@ class Accumulator:
             self.usage = chunk["usage"]
         if chunk.get("timings"):
             self.timings = chunk["timings"]
+        if isinstance(chunk.get("__verbose"), dict):
+            self.verbose = chunk["__verbose"]
         for choice in chunk.get("choices") or ():
             delta = choice.get("delta") or {}
             text = delta.get("content")
@@ -88,6 +92,8 @@ class Accumulator:
             return
         self.usage = data.get("usage")
         self.timings = data.get("timings")
+        if isinstance(data.get("__verbose"), dict):
+            self.verbose = data["__verbose"]
         for choice in data.get("choices") or ():
             msg = choice.get("message") or {}
             if msg.get("content"):
@@ -169,6 +175,7 @@ class Accumulator:
             error=self.error,
             parse_error=parse_error,
             reasoning="".join(self.reasoning) or None,
+            stop_type=(self.verbose or {}).get("stop_type"),
         )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from coder.log.schema import from_ranges
+from coder.log.schema import decode_prompt_ids, from_ranges
 
 _SOURCE_RANK = {"auto": 0, "user": 1, "verifier": 2}
 
@@ -41,6 +41,8 @@ class ModelCall:
     model: dict | None
     record: dict = field(repr=False)
     reasoning: str | None = None
+    prompt_ids: list[int] | None = None  # unpacked from the record's {"keep", "ids"}
+    prompt_ids_note: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -66,6 +68,7 @@ class ModelCall:
             model=model,
             record=rec,
             reasoning=rec.get("reasoning"),
+            prompt_ids_note=rec.get("prompt_ids_note"),
         )
 
 
@@ -85,6 +88,7 @@ class SessionLog:
     # reader state, dropped once the session is yielded
     _messages: dict[int, dict] = field(default_factory=dict, repr=False)
     _blobs: dict[str, Any] = field(default_factory=dict, repr=False)
+    _last_prompt_ids: list[int] | None = field(default=None, repr=False)
 
     @property
     def extra(self) -> dict:
@@ -146,7 +150,14 @@ def _apply(rec: dict, s: SessionLog, stats: ReadStats) -> None:
             s.broken_calls += 1
             stats.broken_calls += 1
         model = s._blobs.get(rec.get("model_ref") or "")
-        s.calls.append(ModelCall.from_record(rec, req, model))
+        call = ModelCall.from_record(rec, req, model)
+        if rec.get("prompt_ids") is not None:
+            call.prompt_ids = decode_prompt_ids(rec["prompt_ids"], s._last_prompt_ids)
+            if call.prompt_ids is None:
+                call.prompt_ids_note = "prompt ids not rebuilt: an earlier call's are missing"
+            else:
+                s._last_prompt_ids = call.prompt_ids
+        s.calls.append(call)
     elif t == "session_start":
         s.start = rec
         s.tools = s._blobs.get(rec.get("tools_ref") or "")

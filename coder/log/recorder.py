@@ -25,6 +25,7 @@ from coder.log.schema import (
     canonical,
     compact_logprobs,
     content_hash,
+    encode_prompt_ids,
     to_ranges,
 )
 from coder.redact import env_secrets, find_secrets, is_secret_key, scrub, usable_secrets
@@ -62,10 +63,13 @@ class Recorder:
         self._msg_ids: dict[bytes, int] = {}
         self._blobs: set[str] = set()
         self._secrets: tuple[str, ...] = ()
+        self._secret_blobs: set[str] = set()
         self._secret_needles: tuple[bytes, ...] = ()
         self._add_secrets([*secrets, *env_secrets()])
         self._model_ref: str | None = None
         self._tools_ref: str | None = None
+        self._last_prompt_ids: list[int] | None = None
+        self._secret_messages: set[int] = set()
         self.counts = {"model_calls": 0, "tool_results": 0, "messages": 0, "rewards": 0}
         self._ended = False
 
@@ -125,6 +129,7 @@ class Recorder:
             ids = [self._message_id(m, turn, step) for m in request.get("messages") or []]
             rest, blobs = self._split_request(request, turn, step)
             tokens, note = self._tokens(reply, error)
+            prompt_ids, prompt_note = self._prompt_ids(reply, ids, blobs)
             self.counts["model_calls"] += 1
             self._emit(
                 "model_call",
@@ -144,6 +149,8 @@ class Recorder:
                 timings=reply.timings,
                 tokens=tokens,
                 tokens_note=note,
+                prompt_ids=prompt_ids,
+                prompt_ids_note=prompt_note,
                 interrupted=reply.interrupted,
                 error=error,
                 duration_ms=reply.duration_ms,
@@ -229,13 +236,38 @@ class Recorder:
                 rest[k] = scrub(v, self._secrets) if isinstance(v, dict | list) else v
         return rest, blobs
 
+    def _prompt_ids(
+        self, reply: ChatResult, msg_ids: list[int], blobs: dict[str, str]
+    ) -> tuple[dict | None, str | None]:
+        """The prompt's token ids packed against the previous call's, and a note."""
+        if reply.prompt_ids is None:
+            return None, reply.prompt_ids_note
+        if self._secret_messages.intersection(msg_ids) or any(
+            h in self._secret_blobs for h in blobs.values()
+        ):
+            # token ids cannot be masked: they would decode back to the secret
+            return None, "dropped: the prompt contains a secret"
+        packed = encode_prompt_ids(reply.prompt_ids, self._last_prompt_ids)
+        self._last_prompt_ids = reply.prompt_ids
+        return packed, reply.prompt_ids_note
+
     def _tokens(self, reply: ChatResult, error: str | None) -> tuple[dict | None, str | None]:
-        """The packed sampled tokens, or None and a note saying why there are none."""
+        """The packed sampled tokens, or None and a note saying why there are none.
+        ``missing``: tokens the server counted (usage.completion_tokens) but never sent."""
         tokens = compact_logprobs(reply.logprobs, reply.raw_content)
         if tokens is not None:
             if self._has_secret([reply.raw_content, reply.reasoning, tokens]):
                 # token ids cannot be masked: they would decode back to the secret
                 return None, "dropped: the completion contains a secret"
+            n = (reply.usage or {}).get("completion_tokens")
+            got = len(tokens.get("ids") or tokens.get("tokens") or ())
+            if isinstance(n, int) and n > got:
+                tokens["missing"] = n - got
+                return tokens, (
+                    f"incomplete: the server streamed {got} of {n} sampled tokens "
+                    "(text it held back and dropped, e.g. a code fence or trailing whitespace, "
+                    "comes without logprobs)"
+                )
             return tokens, None
         request = reply.request
         if not request.get("logprobs") and request.get("tools") and request.get("stream"):
@@ -274,9 +306,12 @@ class Recorder:
         self.logger.log(rec)
 
     def _blob(self, data: Any, turn: int | None = None, step: int | None = None) -> str:
-        if self._has_secret(data):
+        secret = self._has_secret(data)
+        if secret:
             data = scrub(data, self._secrets)  # so the hash is that of the stored data
         h = content_hash(data)
+        if secret:
+            self._secret_blobs.add(h)
         if h not in self._blobs:
             self._blobs.add(h)
             self._emit("blob", turn, step, hash=h, data=data)
@@ -288,6 +323,8 @@ class Recorder:
         if mid is None:
             mid = len(self._msg_ids)
             self._msg_ids[key] = mid
+            if self._has_secret(msg):
+                self._secret_messages.add(mid)
             self.counts["messages"] += 1
             self._emit("message", turn, step, id=mid, message=msg)
         return mid

@@ -68,7 +68,8 @@ def compact_logprobs(entries: list | None, raw_content: str | None = None) -> di
     ``text`` (the tokens' concatenated text, only when it differs from
     raw_content, e.g. a fence the server stripped under response_format),
     ``tokens`` (per-token strings, only when the server gave no ids) and
-    ``top`` (top_logprobs as [id, token, logprob] triples, when requested).
+    ``top`` (top_logprobs as [id, token, logprob] triples, when requested) and
+    ``inferred`` (indexes of tokens the client added, not the server: the end token).
     """
     if not entries:
         return None
@@ -89,7 +90,35 @@ def compact_logprobs(entries: list | None, raw_content: str | None = None) -> di
     top = _top_logprobs(entries)
     if top is not None:
         out["top"] = top
+    inferred = [i for i, e in enumerate(entries) if e.get("inferred")]
+    if inferred:
+        out["inferred"] = inferred
     return out
+
+
+def encode_prompt_ids(ids: list[int], previous: list[int] | None) -> dict:
+    """``{"keep": N, "ids": [...]}``: the first N ids of the previous call's prompt ids
+    (in the session, the latest call that has some), then these. A session's prompts
+    grow by appending, so the log grows with its tokens, not with turns squared."""
+    keep = 0
+    if previous:
+        limit = min(len(previous), len(ids))
+        while keep < limit and previous[keep] == ids[keep]:
+            keep += 1
+    return {"keep": keep, "ids": ids[keep:]}
+
+
+def decode_prompt_ids(packed: object, previous: list[int] | None) -> list[int] | None:
+    """The ids ``encode_prompt_ids`` packed; None when malformed or the previous ids
+    it refers to are missing."""
+    if not isinstance(packed, dict):
+        return None
+    keep, ids = packed.get("keep"), packed.get("ids")
+    if not isinstance(keep, int) or not isinstance(ids, list) or keep < 0:
+        return None
+    if keep > len(previous or ()):
+        return None
+    return [*(previous or [])[:keep], *ids]
 
 
 def _pack_f32(values: list[float]) -> str:
