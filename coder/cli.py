@@ -99,7 +99,7 @@ def build_parser():
         "--all",
         dest="keep_all",
         action="store_true",
-        help="sft/openai: keep failed turns as targets too (default: only turns that answered)",
+        help="sft/openai/tokens: keep failed turns too (default: only turns that answered)",
     )
     exp.add_argument(
         "--wire",

@@ -136,3 +136,17 @@ def test_format_hint_prefix_is_the_agents() -> None:
     from coder.export.canonical import HINT_PREFIX
 
     assert FORMAT_HINT.startswith(HINT_PREFIX) and HINT.startswith(HINT_PREFIX)
+
+
+def test_tokens_rows_leave_out_failed_turns_unless_all(logs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "tokens.jsonl"
+    st = export([logs], "tokens", out)
+    rows = read(out)
+    assert st.rows == len(rows) > 0
+    assert {"prompt_ids", "completion_ids", "completion_logprobs", "complete", "note"} <= set(
+        rows[0]
+    )
+    assert all(r["complete"] or r["note"] for r in rows)  # never silently short
+    assert "calls of failed turns (--all keeps them)" in st.skipped
+    every = read(out) if export([logs], "tokens", out, keep_all=True) else []
+    assert len(every) > len(rows)

@@ -9,7 +9,7 @@ import orjson
 from coder.agent import Agent, run_turn
 from coder.chat import ChatResult
 from coder.config import Config
-from coder.export_tokens import tokens_rows
+from coder.export.tokens import tokens_rows
 from coder.llm import Client
 from coder.llm.token_ids import append_eos
 from coder.log import (

@@ -6,6 +6,7 @@
 - groups.py         grpo / dpo rows: turns grouped by prompt, through on-disk SQLite
 - messages.py       one message as TRL (arguments objects) or OpenAI (strings) wants it
 - output.py         Options, ExportStats (counts and reasons), the atomic JSONL sink
+- tokens.py         tokens rows: one per model call in token ids, complete or noted
 
 Reads session by session (constant memory in the log size).
 """
@@ -24,6 +25,7 @@ from coder.export.conversations import openai_rows, sft_rows
 from coder.export.groups import advantages, dpo_rows, grpo_rows
 from coder.export.messages import openai_message, trl_message
 from coder.export.output import ExportStats, Options, Out
+from coder.export.tokens import tokens_rows
 from coder.log import ReadStats, SessionLog, log_files, read_sessions
 
 # A format is one function: (sessions, options, stats) -> rows. Adding one is one entry.
@@ -33,6 +35,7 @@ ROW_SOURCES: dict[str, RowSource] = {
     "openai": openai_rows,
     "grpo": grpo_rows,
     "dpo": dpo_rows,
+    "tokens": tokens_rows,
 }
 FORMATS = tuple(ROW_SOURCES)  # the CLI's --format choices too
 PROGRESS_MIN_BYTES = 8 << 20

@@ -31,6 +31,7 @@ class ExportStats:
     filtered_sessions: Counter = field(default_factory=Counter)  # filter -> sessions
     flat: int = 0  # grpo groups whose rewards are all equal
     identical: int = 0  # completions equal to another of their group
+    incomplete: int = 0  # tokens rows whose ids are not the whole call (kept, marked)
 
     @property
     def skipped_rows(self) -> int:
@@ -49,6 +50,8 @@ class ExportStats:
             kept.append(f"{self.flat} flat groups (equal rewards)")
         if self.identical:
             kept.append(f"{self.identical} completions identical to another of their group")
+        if self.incomplete:
+            kept.append(f"{self.incomplete} tokens rows not complete (see their note)")
         text = f"left out: {'; '.join(parts)}" if parts else ""
         if kept:
             text += ("; " if text else "") + f"kept, marked: {'; '.join(kept)}"

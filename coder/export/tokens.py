@@ -12,29 +12,51 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 
+from coder.export.output import ExportStats, Options
+from coder.export.turns import session_turns
 from coder.log import SessionLog, decode_logprobs, group_id
 from coder.log.reader import ModelCall
 
 
-def tokens_rows(sessions: Iterable[SessionLog]) -> Iterator[dict]:
-    """One row per completed model call (no error, not interrupted, prompt rebuilt)."""
+def tokens_rows(
+    sessions: Iterable[SessionLog], opts: Options | None = None, st: ExportStats | None = None
+) -> Iterator[dict]:
+    """One row per completed model call (no error, not interrupted, prompt rebuilt) of a
+    turn that may be a training target: a failed turn's calls only with ``--all``
+    (``opts.keep_all``), and none below ``--min-reward``. Calls are the model's samples
+    as they were: a cut or unreadable one is marked by its finish_reason and note."""
+    opts = opts or Options(keep_all=True)
+    st = st or ExportStats()
     for session in sessions:
+        turns = session_turns(session)
         groups: dict[int | None, str | None] = {}
         for call in session.calls:
+            turn = turns.get(call.turn)
             if not call.ok:
+                st.skip("calls that failed or were interrupted")
+                continue
+            if turn is not None and turn.failed and not opts.keep_all:
+                st.skip("calls of failed turns (--all keeps them)")
+                continue
+            reward = session.reward_for(call.turn)
+            value = reward.get("value") if reward else None
+            if opts.min_reward is not None and (value is None or value < opts.min_reward):
+                st.skip("calls below --min-reward")
                 continue
             if call.turn not in groups:
                 groups[call.turn] = group_id(session, call.turn)
-            reward = session.reward_for(call.turn)
-            yield {
+            row = {
                 "session_id": session.session_id,
                 "turn": call.turn,
                 "step": call.step,
                 "group_id": groups[call.turn],
                 **call_ids(call),
-                "reward": reward.get("value") if reward else None,
+                "reward": value,
                 "finish_reason": call.finish_reason,
             }
+            if not row["complete"]:
+                st.incomplete += 1
+            yield row
 
 
 def call_ids(call: ModelCall) -> dict:
