@@ -70,6 +70,24 @@ class _PromptKeys:
         return h.hexdigest()
 
 
+def group_key(keys: _PromptKeys, first: CallView, rollout: Any, turn: int | None) -> str:
+    """The one definition of a turn's group: the hash of its prompt (the turn's first
+    request, as exported: messages + tools), unless a rollout names its group in
+    session_start's ``extra.group_id`` (one turn per rollout)."""
+    if rollout:
+        return str(rollout) if turn in (None, 1) else f"{rollout}/{turn}"
+    return keys.key(first.prompt, first.tools)
+
+
+def turn_group_ids(s: SessionLog, wire: bool = False) -> dict[int | None, str]:
+    """Every turn's group id, as grpo and dpo rows give it."""
+    keys = _PromptKeys()
+    first: dict[int | None, CallView] = {}
+    for view in session_views(s, wire):
+        first.setdefault(view.call.turn, view)
+    return {t: group_key(keys, v, s.extra.get("group_id"), t) for t, v in first.items()}
+
+
 def turn_completion(
     turn: Turn, views: list[CallView], s: SessionLog, wire: bool
 ) -> list[dict] | None:
@@ -161,9 +179,7 @@ def _collect(
                 st.skip("turns with nothing to train on (cut, unreadable or failed calls only)")
                 continue
             prompt, tools = views[0].prompt, views[0].tools
-            key = keys.key(prompt, tools)
-            if gid:  # a rollout names its group (one turn per rollout)
-                key = str(gid) if t in (None, 1) else f"{gid}/{t}"
+            key = group_key(keys, views[0], gid, t)
             try:
                 comp = orjson.dumps([trl_message(m) for m in completion])
                 if key not in seen:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 
+from coder.export.groups import turn_group_ids
 from coder.export.output import ExportStats, Options
 from coder.export.turns import session_turns
-from coder.log import SessionLog, decode_logprobs, group_id
+from coder.log import SessionLog, decode_logprobs
 from coder.log.reader import ModelCall
 
 
@@ -29,7 +30,7 @@ def tokens_rows(
     st = st or ExportStats()
     for session in sessions:
         turns = session_turns(session)
-        groups: dict[int | None, str | None] = {}
+        groups = turn_group_ids(session, opts.wire)  # the same ids as grpo and dpo rows
         for call in session.calls:
             turn = turns.get(call.turn)
             if not call.ok:
@@ -43,13 +44,11 @@ def tokens_rows(
             if opts.min_reward is not None and (value is None or value < opts.min_reward):
                 st.skip("calls below --min-reward")
                 continue
-            if call.turn not in groups:
-                groups[call.turn] = group_id(session, call.turn)
             row = {
                 "session_id": session.session_id,
                 "turn": call.turn,
                 "step": call.step,
-                "group_id": groups[call.turn],
+                "group_id": groups.get(call.turn),
                 **call_ids(call),
                 "reward": value,
                 "finish_reason": call.finish_reason,

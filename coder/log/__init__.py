@@ -5,13 +5,11 @@
 - recorder.py  the Recorder the agent loop calls (message ids, blobs, tokens)
 - schema.py    the v1 encoding both sides share (ranges, hashes, packed logprobs)
 - reader.py    the streaming reader that rebuilds every request (read_sessions)
-- groups.py    which prompt a turn answers: group_id, the one GRPO group definition
 
 See docs/log-format.md.
 """
 
 from coder.log.files import NoLogs, list_log_files, log_file_name, log_files
-from coder.log.groups import group_id, prompt_hash
 from coder.log.reader import ModelCall, ReadStats, SessionLog, iter_records, read_sessions
 from coder.log.recorder import Recorder
 from coder.log.schema import (
@@ -44,8 +42,6 @@ __all__ = [
     "decode_prompt_ids",
     "encode_prompt_ids",
     "from_ranges",
-    "group_id",
-    "prompt_hash",
     "iter_records",
     "list_log_files",
     "log_file_name",
