@@ -34,12 +34,20 @@ def common_options(default=None):
     opt("--model", metavar="GGUF", help="model file for the managed server")
     opt("--base-url", metavar="URL", help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1")
     opt("--no-auto-manage", action="store_true", help="never start a server; use --base-url")
-    opt("--temperature", type=float)
-    opt("--top-p", type=float)
-    opt("--top-k", type=int)
-    opt("--max-tokens", type=int)
-    opt("--seed", type=int)
-    opt("--tool-protocol", choices=["auto", "native", "json"])
+    opt("--temperature", type=float, help="sampling temperature (llm.sampling.temperature)")
+    opt("--top-p", type=float, help="nucleus sampling (llm.sampling.top_p)")
+    opt("--top-k", type=int, help="top-k sampling (llm.sampling.top_k)")
+    opt(
+        "--max-tokens",
+        type=int,
+        help="the most tokens one reply may take (llm.sampling.max_tokens)",
+    )
+    opt("--seed", type=int, help="sampling seed, for repeatable runs (llm.sampling.seed)")
+    opt(
+        "--tool-protocol",
+        choices=["auto", "native", "json"],
+        help="how tools reach the model (llm.tool_protocol)",
+    )
     opt("--yes", "-y", action="store_true", help="approve shell and git commit without asking")
     opt("--workspace", metavar="DIR", help="the directory the tools may touch (default: cwd)")
     return common
@@ -69,7 +77,7 @@ def build_parser():
     setup = sub.add_parser(
         "setup", parents=[sub_common], help="unpack the default model, show paths"
     )
-    setup.add_argument("--quiet", action="store_true")
+    setup.add_argument("--quiet", action="store_true", help="print only errors")
 
     srv = sub.add_parser(
         "server", parents=[sub_common], help="status | start | stop the model server"
@@ -82,7 +90,8 @@ def build_parser():
         required=True,
         choices=FORMATS,
         help="sft: TRL conversations; openai: OpenAI fine-tuning; grpo: prompts with "
-        "their rewarded completions; dpo: chosen/rejected pairs (docs/log-format.md)",
+        "their rewarded completions; dpo: chosen/rejected pairs; tokens: each call in "
+        "token ids (docs/log-format.md)",
     )
     exp.add_argument(
         "--since", metavar="DATE", help="only sessions that began at or after DATE (YYYY-MM-DD)"
@@ -91,8 +100,8 @@ def build_parser():
         "--min-reward",
         type=float,
         metavar="R",
-        help="sft/openai: only turns rewarded R or more; grpo: groups whose best reward "
-        "reaches R; dpo: pairs whose chosen reaches R",
+        help="sft/openai/tokens: only turns rewarded R or more; grpo: groups whose best "
+        "reward reaches R; dpo: pairs whose chosen reaches R",
     )
     exp.add_argument("--session", metavar="ID", help="only sessions whose id starts with ID")
     exp.add_argument(

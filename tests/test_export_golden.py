@@ -72,11 +72,15 @@ def test_canonical_rows_hold_the_agents_conversation_whatever_the_protocol(
     (native_row,) = read(out)
     assert json_row == native_row  # the wire protocol leaves no trace
     assert json_row["tools"] == TOOLS
-    # turn 2 failed (a repeated call): the row ends at turn 1 ... or at turn 3, which
-    # answered; the unreadable reply and its format reminder are gone
+    # turn 2 failed (a repeated call): TRL would train on its calls if they stayed as
+    # context, so the sft row ends at turn 1, the last good turn before it (openai keeps
+    # turn 3 with the failed turn at weight 0); the unreadable reply and its format
+    # reminder are gone
     msgs = json_row["messages"]
     assert msgs[0] == {"role": "system", "content": "You are coder, a coding agent."}
-    assert msgs[-1] == {"role": "assistant", "content": "You are welcome."}
+    assert msgs[-1] == {"role": "assistant", "content": "It prints hi."}
+    skipped = "sft targets after a failed or cut reply in their conversation (openai keeps them)"
+    assert st.skipped[skipped] == 1
     assert not any(m["content"] == HINT for m in msgs)
     assert not any("```" in (m.get("content") or "") for m in msgs)
     for m in msgs:
@@ -94,6 +98,7 @@ def test_canonical_rows_hold_the_agents_conversation_whatever_the_protocol(
     # the failed turn's calls stay as context, not trained on
     weights = [m.get("weight", 1) for m in orow["messages"] if m["role"] == "assistant"]
     assert weights == [1, 1, 1, 0, 0, 0, 1]
+    assert orow["messages"][-1] == {"role": "assistant", "content": "You are welcome."}
 
 
 def test_rows_equal_the_conversation_the_agent_held(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import orjson
 from coder.agent import Agent, run_turn
 from coder.chat import ChatResult
 from coder.config import Config
+from coder.export.output import Options
 from coder.export.tokens import tokens_rows
 from coder.llm import Client
 from coder.llm.token_ids import append_eos
@@ -42,7 +43,7 @@ def test_a_real_json_session_exports_ids_that_match_the_servers_counts(tmp_path,
     recorder.session_end("exit")
     logger.close()
     [session] = read_sessions(list_log_files(tmp_path / "logs"))
-    rows = list(tokens_rows([session]))
+    rows = list(tokens_rows([session], Options(keep_all=True)))
     assert len(rows) == len(session.calls) >= 1
     eos = client.eos_id()
     assert eos is not None
@@ -104,7 +105,7 @@ def test_prompt_ids_are_logged_as_a_delta_and_read_back_whole():
     path = _write(records)
     [session] = read_sessions([path])
     assert [c.prompt_ids for c in session.calls] == prompts
-    rows = list(tokens_rows([session]))
+    rows = list(tokens_rows([session], Options(keep_all=True)))
     assert [r["complete"] for r in rows] == [False, False, False]
     assert "no prompt ids: off" in rows[1]["note"]
 

@@ -86,6 +86,8 @@ def conversation_rows(
                     continue
                 targets.add(idx)
                 end = max(end, idx)
+            if fmt == "sft":
+                end = _sft_end(own, targets, end, st)
             if end < 0:
                 st.skip("conversations with no turn to train on")
                 continue
@@ -93,6 +95,22 @@ def conversation_rows(
                 yield _row(msgs[: end + 1], own, targets, fmt, opts)
             except ValueError:
                 st.skip("conversations with tool-call arguments that are not JSON")
+
+
+def _sft_end(own: list[tuple[int, CallView]], targets: set[int], end: int, st: ExportStats) -> int:
+    """TRL trains on every assistant message of a row: an sft row ends before the first
+    one that is not a target (a failed turn, a cut answer), at the last target before it."""
+    bad = [i for i, _ in own if i not in targets and i < end]
+    if not bad:
+        return end
+    kept = [i for i in targets if i < bad[0]]
+    lost = len(targets) - len(kept)
+    if lost:
+        st.skip(
+            "sft targets after a failed or cut reply in their conversation (openai keeps them)",
+            lost,
+        )
+    return max(kept, default=-1)
 
 
 def _row(

@@ -92,10 +92,12 @@ def turn_completion(
     turn: Turn, views: list[CallView], s: SessionLog, wire: bool
 ) -> list[dict] | None:
     """The messages a turn added after its prompt; None if its history changed mid-turn
-    (a compaction). Cut, unreadable and failed calls are not part of it."""
+    (a compaction). A reply cut at max_tokens ends its turn's completion as it was (the
+    reward already says so); an errored or interrupted one is not part of it."""
     prompt, last = views[0].prompt, views[-1]
     msgs = list(last.prompt)
-    if last.target:
+    cut = not last.call.interrupted and last.call.finish_reason == "length"
+    if last.target or cut:
         msgs.append(last.completion)
         calls = last.completion.get("tool_calls") or []
         if calls:

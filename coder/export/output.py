@@ -45,6 +45,8 @@ class ExportStats:
         parts = [f"{n} {why}" for why, n in self.skipped.most_common()]
         if self.skipped_lines:
             parts.append(f"{self.skipped_lines} corrupt lines")
+        if self.broken_calls:
+            parts.append(f"{self.broken_calls} calls whose request could not be rebuilt")
         kept = []
         if self.flat:
             kept.append(f"{self.flat} flat groups (equal rewards)")

@@ -24,9 +24,9 @@ def tokens_rows(
 ) -> Iterator[dict]:
     """One row per completed model call (no error, not interrupted, prompt rebuilt) of a
     turn that may be a training target: a failed turn's calls only with ``--all``
-    (``opts.keep_all``), and none below ``--min-reward``. Calls are the model's samples
-    as they were: a cut or unreadable one is marked by its finish_reason and note."""
-    opts = opts or Options(keep_all=True)
+    (``opts.keep_all``), and none below ``--min-reward``. A call cut at max_tokens is
+    kept as sampled (its finish_reason says so); an errored or unreadable one is not."""
+    opts = opts or Options()
     st = st or ExportStats()
     for session in sessions:
         turns = session_turns(session)

@@ -18,7 +18,8 @@ class Turn:
     @property
     def failed(self) -> bool:
         """Not an answer, or judged below 0 by a verifier or the user. A tool error on
-        the way to a good answer is not a failure (the auto reward only dips)."""
+        the way to a good answer is not a failure (the auto reward only dips). /bad and a
+        failing --verify score 0, which is not below 0: `--min-reward` leaves them out."""
         if self.stop != "answer":
             return True
         return self.source in ("user", "verifier") and (self.reward or 0.0) < 0

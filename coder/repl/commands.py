@@ -340,7 +340,7 @@ class Commands:
 
     def cmd_export(self, arg: str) -> None:
         """/export [FORMAT [FILE]]
-        write this session's log as training data (format sft|openai|grpo|dpo)"""
+        write this session's log as training data (format sft|openai|grpo|dpo|tokens)"""
         from coder import export
 
         parts = arg.split()
