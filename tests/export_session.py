@@ -105,9 +105,9 @@ class ScriptedAgent:
         self.reply({"role": "assistant", "content": raw}, raw, error="cut", finish="length")
         self.messages += [{"role": "assistant", "content": raw}, {"role": "user", "content": HINT}]
 
-    def answer(self, text: str) -> None:
+    def answer(self, text: str, cut: bool = False) -> None:
         msg = {"role": "assistant", "content": text}
-        self.reply(msg, json.dumps({"answer": text}))
+        self.reply(msg, json.dumps({"answer": text}), finish="length" if cut else "stop")
         self.messages.append(msg)
 
     def end_turn(self, stop: str, value: float, errors: int = 0) -> None:

@@ -155,3 +155,26 @@ def test_tokens_rows_leave_out_failed_turns_unless_all(logs: Path, tmp_path: Pat
     assert "calls of failed turns (--all keeps them)" in st.skipped
     every = read(out) if export([logs], "tokens", out, keep_all=True) else []
     assert len(every) > len(rows)
+
+
+def test_a_cut_last_reply_stays_in_its_grpo_completion(tmp_path: Path) -> None:
+    """The low reward of an attempt cut at max_tokens is grpo's signal: the attempt stays."""
+    d = tmp_path / "logs"
+    lg = Logger(d)
+    for i, (cut, value) in enumerate([(False, 1.0), (True, 0.0)]):
+        rec = Recorder(lg, f"{i:032x}")
+        rec.session_start(config={}, model={}, tools=TOOLS, workspace="/w", git_head=None)
+        a = ScriptedAgent(rec, "native")
+        a.user("Explain a.py")
+        a.answer("It divides by zero and then" if cut else "It divides by zero.", cut=cut)
+        a.end_turn("truncated" if cut else "answer", -0.5 if cut else 0.0)
+        rec.reward(value, "verifier")
+        rec.session_end("exit")
+    lg.close()
+    out = tmp_path / "g.jsonl"
+    export([d], "grpo", out)
+    (row,) = read(out)
+    assert row["rewards"] == [1.0, 0.0] and not row["flat"]
+    assert row["completions"][1] == [
+        {"role": "assistant", "content": "It divides by zero and then"}
+    ]
