@@ -80,7 +80,8 @@ def _post(client: Client, path: str, body: dict) -> dict:
 
 
 def test_prompt_ids_are_logged_as_a_delta_and_read_back_whole():
-    assert encode_prompt_ids([1, 2, 3, 4], [1, 2, 9]) == {"keep": 2, "ids": [3, 4]}
+    packed = encode_prompt_ids([1, 2, 3, 4], [1, 2, 9])
+    assert packed == {"keep": 2, "ids": [3, 4], "sum": packed["sum"]} and packed["sum"]
     assert decode_prompt_ids({"keep": 2, "ids": [3, 4]}, [1, 2, 9]) == [1, 2, 3, 4]
     assert decode_prompt_ids({"keep": 3, "ids": []}, [1]) is None  # earlier ids missing
     records: list[dict] = []
@@ -94,7 +95,11 @@ def test_prompt_ids_are_logged_as_a_delta_and_read_back_whole():
     for step, ids in enumerate(prompts):
         rec.model_call(1, step, _reply(ids, [{"id": 1, "logprob": -0.5}]))
     calls = [r for r in records if r["type"] == "model_call"]
-    assert [c["prompt_ids"] for c in calls] == [
+    packed = [
+        c["prompt_ids"] and {k: v for k, v in c["prompt_ids"].items() if k != "sum"} for c in calls
+    ]
+    assert all(c["prompt_ids"] is None or c["prompt_ids"]["sum"] for c in calls)
+    assert packed == [
         {"keep": 0, "ids": [5, 6, 7]},
         None,
         {"keep": 3, "ids": [8, 9]},
@@ -142,3 +147,17 @@ def _write(records: list[dict]):
     path = Path(tempfile.mkdtemp()) / "coder-20260101.jsonl"
     path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
     return path
+
+
+def test_prompt_ids_rebuilt_after_a_lost_call_are_refused_not_wrong():
+    from coder.log.schema import decode_prompt_ids, encode_prompt_ids
+
+    first, second, third = [1, 2, 3, 4], [1, 2, 3, 9, 9], [1, 2, 3, 9, 9, 7]
+    packed_second = encode_prompt_ids(second, first)
+    packed_third = encode_prompt_ids(third, second)
+    assert decode_prompt_ids(packed_second, first) == second
+    assert decode_prompt_ids(packed_third, second) == third
+    # the second call's line was corrupt: the reader still holds the first call's ids,
+    # which share the first 4... but not what the third call kept
+    assert packed_third["keep"] == 5 and decode_prompt_ids(packed_third, first + [5]) is None
+    assert decode_prompt_ids({"keep": 1, "ids": [2]}, [1]) == [1, 2]  # logs before the checksum

@@ -97,20 +97,29 @@ def compact_logprobs(entries: list | None, raw_content: str | None = None) -> di
 
 
 def encode_prompt_ids(ids: list[int], previous: list[int] | None) -> dict:
-    """``{"keep": N, "ids": [...]}``: the first N ids of the previous call's prompt ids
-    (in the session, the latest call that has some), then these. A session's prompts
-    grow by appending, so the log grows with its tokens, not with turns squared."""
+    """``{"keep": N, "ids": [...], "sum": H}``: the first N ids of the previous call's
+    prompt ids (in the session, the latest call that has some), then these; H checks the
+    whole, so a reader that lost a call in between (a corrupt line) cannot rebuild wrong
+    ids of the right length. A session's prompts grow by appending, so the log grows
+    with its tokens, not with turns squared."""
     keep = 0
     if previous:
         limit = min(len(previous), len(ids))
         while keep < limit and previous[keep] == ids[keep]:
             keep += 1
-    return {"keep": keep, "ids": ids[keep:]}
+    return {"keep": keep, "ids": ids[keep:], "sum": ids_checksum(ids)}
+
+
+def ids_checksum(ids: list[int]) -> str:
+    a = array("q", ids)
+    if sys.byteorder == "big":
+        a.byteswap()  # the same sum on every machine: int64 little-endian
+    return hashlib.blake2b(a.tobytes(), digest_size=8).hexdigest()
 
 
 def decode_prompt_ids(packed: object, previous: list[int] | None) -> list[int] | None:
-    """The ids ``encode_prompt_ids`` packed; None when malformed or the previous ids
-    it refers to are missing."""
+    """The ids ``encode_prompt_ids`` packed; None when malformed, when the previous ids
+    it refers to are missing, or when the rebuilt ids fail the record's checksum."""
     if not isinstance(packed, dict):
         return None
     keep, ids = packed.get("keep"), packed.get("ids")
@@ -118,7 +127,10 @@ def decode_prompt_ids(packed: object, previous: list[int] | None) -> list[int] |
         return None
     if keep > len(previous or ()):
         return None
-    return [*(previous or [])[:keep], *ids]
+    out = [*(previous or [])[:keep], *ids]
+    if "sum" in packed and packed["sum"] != ids_checksum(out):
+        return None
+    return out
 
 
 def _pack_f32(values: list[float]) -> str:
