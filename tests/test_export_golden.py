@@ -178,3 +178,47 @@ def test_a_cut_last_reply_stays_in_its_grpo_completion(tmp_path: Path) -> None:
     assert row["completions"][1] == [
         {"role": "assistant", "content": "It divides by zero and then"}
     ]
+
+
+def test_a_call_with_broken_arguments_is_context_not_a_reason_to_drop_the_session(
+    tmp_path: Path,
+) -> None:
+    from coder.chat import ToolCall
+    from coder.tools import ToolResult
+
+    d = tmp_path / "logs"
+    lg = Logger(d)
+    rec = Recorder(lg, "d" * 32)
+    rec.session_start(config={}, model={}, tools=TOOLS, workspace="/w", git_head=None)
+    a = ScriptedAgent(rec, "native")
+    a.user("Read a.py")
+    broken = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": "c1",
+                "type": "function",
+                "function": {"name": "read_file", "arguments": '{"path": '},
+            }
+        ],
+    }
+    a.reply(broken, broken["tool_calls"][0]["function"]["arguments"], error="read_file: not JSON")
+    a.messages.append(broken)
+    err = "error: arguments are not valid JSON"
+    rec.tool_result(
+        a.turn, a.step, ToolCall("c1", "read_file", '{"path": '), ToolResult(err, True, 0)
+    )
+    a.messages.append({"role": "tool", "tool_call_id": "c1", "content": err})
+    a.call("c2", "a.py", "print(1)")
+    a.answer("It prints 1.")
+    a.end_turn("answer", -0.1, errors=1)
+    rec.session_end("exit")
+    lg.close()
+    out = tmp_path / "o.jsonl"
+    export([d], "openai", out)
+    (row,) = read(out)
+    kept = [m for m in row["messages"] if m.get("tool_calls")]
+    assert kept[0]["tool_calls"][0]["function"]["arguments"] == '{"path": '  # as written
+    assert kept[0]["weight"] == 0 and "weight" not in kept[1]
+    assert row["messages"][-1] == {"role": "assistant", "content": "It prints 1."}

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from coder.export.canonical import CallView, is_unreadable, session_views, with_reasoning
-from coder.export.messages import openai_message, trl_message
+from coder.export.messages import has_broken_args, openai_message, trl_message
 from coder.export.output import ExportStats, Options
 from coder.export.turns import Turn, session_turns
 from coder.log import SessionLog
@@ -55,6 +55,8 @@ def _not_target(v: CallView) -> str | None:
     c = v.call
     if c.finish_reason == "length":
         return "calls cut at max_tokens (kept as context)"
+    if has_broken_args(v.completion):
+        return "calls whose arguments are not JSON (kept as context in openai rows)"
     return None
 
 

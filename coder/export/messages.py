@@ -19,6 +19,22 @@ def _parse_args(args: Any) -> Any:
     return args
 
 
+def args_are_json(args: Any) -> bool:
+    try:
+        _parse_args(args)
+    except ValueError:
+        return False
+    return True
+
+
+def has_broken_args(m: dict) -> bool:
+    """A call whose arguments are not JSON (the agent answered it with an error)."""
+    return any(
+        not args_are_json((tc.get("function") or {}).get("arguments", ""))
+        for tc in m.get("tool_calls") or []
+    )
+
+
 def trl_message(m: dict) -> dict:
     """TRL conversational: tool-call arguments as JSON objects."""
     m = copy.deepcopy(m)
@@ -38,8 +54,8 @@ def openai_message(m: dict, compact: bool = True) -> dict:
         for i, tc in enumerate(out["tool_calls"]):
             fn = dict(tc.get("function") or {})
             a = fn.get("arguments", "")
-            if compact or not isinstance(a, str):
-                a = orjson.dumps(_parse_args(a)).decode()
+            if not isinstance(a, str) or (compact and args_are_json(a)):
+                a = orjson.dumps(_parse_args(a)).decode()  # else kept as the model wrote it
             fn["arguments"] = a
             calls.append({"id": tc.get("id") or f"call_{i}", "type": "function", "function": fn})
         out["tool_calls"] = calls
