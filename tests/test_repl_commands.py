@@ -275,8 +275,10 @@ def test_export_writes_this_session(cfg, srv, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     srv.enqueue(stream_text("an answer"))
     with repl_session(cfg) as s:
-        s.run("a question\r/export sft out.jsonl\r/export nope\r/exit\r")
+        s.run("a question\r/export sft out.jsonl\r/export nope\r/export sft -\r/exit\r")
         assert "exported 1 sft rows" in s.out and "unknown format" in s.out
+        assert "coder export -o -" in s.out
+    assert not (tmp_path / "-").exists()
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert rows[0]["messages"][-1]["content"] == "an answer"
 

@@ -23,7 +23,7 @@ import orjson
 from coder.llm.json_protocol import render_json_messages, tools_text
 from coder.log import ModelCall, SessionLog
 
-# coder/agent.py's FORMAT_HINT up to its first field (tests/test_export_canonical.py checks)
+# coder/agent.py's FORMAT_HINT up to its first field (test_export_golden.py checks)
 HINT_PREFIX = "Your tool call could not be read ("
 _FAILED: dict = {"role": "assistant", "failed": True}  # marker, never exported
 
@@ -100,8 +100,8 @@ class _Canonical:
 
     def __init__(self, s: SessionLog) -> None:
         self.s = s
-        self.suffix = "\n\n" + tools_text(s.tools or [])
         self.alone = tools_text(s.tools or [])
+        self.suffix = "\n\n" + self.alone
         self.memo: dict[int, tuple[dict, Any]] = {}
         self.results: dict[tuple[int, str], tuple[dict, dict]] = {}
         self.assistants: dict[tuple[int, int], tuple[dict, dict]] = {}

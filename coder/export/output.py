@@ -33,10 +33,6 @@ class ExportStats:
     identical: int = 0  # completions equal to another of their group
     incomplete: int = 0  # tokens rows whose ids are not the whole call (kept, marked)
 
-    @property
-    def skipped_rows(self) -> int:
-        return sum(self.skipped.values())
-
     def skip(self, reason: str, n: int = 1) -> None:
         self.skipped[reason] += n
 

@@ -354,6 +354,9 @@ class Commands:
         name = f"coder-{sid[:8]}-{fmt}.jsonl"
         out = exports / name
         if len(parts) > 1:
+            if parts[1] == "-":  # the REPL's screen is not a data stream
+                self.say("/export writes a file; `coder export -o -` writes to stdout", "yellow")
+                return
             out = Path(parts[1]).expanduser()
             if out.is_dir() or parts[1].endswith("/"):
                 out = out / name
