@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from coder.atomic import atomic_write
 from coder.log import Logger, list_log_files
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -170,8 +171,11 @@ CHILD = textwrap.dedent(
 
 
 def spawn(tmp_path: Path, *args: str) -> subprocess.Popen:
+    # written once: rewriting it while a sibling child is still reading it gives that
+    # child an empty script (exit 0, no output), seen when three are spawned at once
     script = tmp_path / "child.py"
-    script.write_text(CHILD)
+    if not script.exists():
+        atomic_write(script, CHILD.encode())
     return subprocess.Popen(
         [sys.executable, str(script), *args],
         stdout=subprocess.PIPE,
