@@ -12,6 +12,7 @@ from coder.config import Sampling
 from coder.llm import AnswerStream, Client, LLMError, parse_text_calls, render_json_messages
 from tests.scripted_server import (
     Drop,
+    Json,
     ScriptedServer,
     Status,
     Stream,
@@ -474,3 +475,35 @@ def test_json_protocol_on_llama_cpp_sends_a_compact_grammar(srv, client):
     assert "response_format" not in r.request and "tools" not in r.request
     assert r.request["grammar"].startswith("root ::= call0 | call1 | answer")
     assert [c.name for c in r.tool_calls] == ["read_file"]
+
+
+MALFORMED = [
+    "123",
+    "[1, 2]",
+    "null",
+    '"str"',
+    '{"choices": 5}',
+    '{"choices": [{"delta": 7}]}',
+    '{"choices": [{"index": 0, "delta": {"tool_calls": "x"}}]}',
+    '{"choices": [{"index": 0, "delta": {"content": 5}}]}',
+    '{"choices": [{"index": 0, "delta": {"tool_calls": [{"function": 3}]}}]}',
+    '{"choices": [{"index": 0, "delta": {"tool_calls": [{"function": {"arguments": 1}}]}}]}',
+    '{"choices": [{"index": 0, "delta": {}, "logprobs": {"content": [1]}}]}',
+    '{"usage": 5, "choices": []}',
+    '{"choices": [{"index": 0, "delta": {}, "finish_reason": 1}]}',
+]
+
+
+@pytest.mark.parametrize("payload", MALFORMED)
+def test_a_chunk_of_the_wrong_shape_is_a_server_error_not_a_crash(srv, client, payload):
+    srv.enqueue(Stream([chunk({"content": "so far"}), payload]))
+    r = chat(client)
+    assert r.error and r.error.startswith("malformed data from the server")
+    assert r.tool_calls == [] and r.raw_content == "so far"
+
+
+@pytest.mark.parametrize("payload", ["123", '{"choices": [{"message": 7}]}'])
+def test_a_whole_response_of_the_wrong_shape_is_a_server_error(srv, client, payload):
+    srv.enqueue(Json(json.loads(payload)))
+    r = chat(client, stream=False)
+    assert r.error and r.error.startswith("malformed data from the server")

@@ -224,3 +224,23 @@ def test_api_key_from_the_user_config_reaches_no_record(tmp_path):
     assert proc.returncode == 0, proc.stderr
     text = b"".join(p.read_bytes() for p in list_log_files(tmp_path / "logs"))
     assert b'"type":"tool_result"' in text and key.encode() not in text
+
+
+def test_a_server_sending_garbage_is_exit_3_with_the_call_logged_as_failed(tmp_path):
+    with ScriptedServer() as srv:
+        srv.enqueue(Stream(['{"choices": [{"index": 0, "delta": {"content": 5}}]}']))
+        env = dict(os.environ, CODER_BASE_URL=srv.base_url, CODER_LOG_DIR=str(tmp_path / "logs"))
+        env["CODER_LLM__AUTO_MANAGE"] = "false"
+        proc = subprocess.run(
+            [sys.executable, "-m", "coder", "-q", "hi"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert proc.returncode == 3, proc.stderr
+    assert "malformed data from the server" in proc.stderr and "Traceback" not in proc.stderr
+    [session] = list(read_sessions(list_log_files(tmp_path / "logs")))
+    assert session.calls[0].error.startswith("malformed data from the server")
+    assert session.end is not None

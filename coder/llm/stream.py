@@ -9,6 +9,67 @@ from coder.chat import ChatResult, ToolCall
 from coder.llm.json_protocol import AnswerStream, loads_object, parse_json_reply, strip_fence
 from coder.llm.text_calls import make_call, new_call_id, parse_text_calls
 
+_OPTIONAL: dict[str, type | tuple[type, ...]] = {
+    "usage": dict,
+    "timings": dict,
+    "finish_reason": str,
+    "content": str,
+    "reasoning_content": str,
+    "id": str,
+    "name": str,
+    "arguments": str,
+    "index": int,
+}
+
+
+def shape_problem(data: Any, part: str) -> str | None:
+    """Why `data` is not a chat completion chunk (`part` "delta") or response ("message")
+    of the OpenAI shape, or None. A server sending garbage is a server error, not a crash."""
+
+    def check(obj: Any, where: str, keys: tuple[str, ...]) -> str | None:
+        if not isinstance(obj, dict):
+            return f"{where} is {type(obj).__name__}, not an object"
+        for key in keys:
+            value = obj.get(key)
+            if value is not None and not isinstance(value, _OPTIONAL[key]):
+                return f"{where}.{key} is {type(value).__name__}"
+        return None
+
+    if problem := check(data, "the reply", ("usage", "timings")):
+        return problem
+    choices = data.get("choices")
+    if choices is None or "error" in data:
+        return None
+    if not isinstance(choices, list):
+        return f"choices is {type(choices).__name__}, not a list"
+    for choice in choices:
+        if problem := check(choice, "a choice", ("finish_reason",)):
+            return problem
+        body = choice.get(part)
+        if body is None:
+            continue
+        if problem := check(body, part, ("content", "reasoning_content")):
+            return problem
+        calls = body.get("tool_calls")
+        if calls is not None and not isinstance(calls, list):
+            return f"{part}.tool_calls is {type(calls).__name__}, not a list"
+        for call in calls or ():
+            if problem := check(call, "a tool call", ("id", "index")):
+                return problem
+            fn = call.get("function")
+            if fn is not None and (
+                problem := check(fn, "a tool call's function", ("name", "arguments"))
+            ):
+                return problem
+        logprobs = choice.get("logprobs")
+        if logprobs is not None and (
+            not isinstance(logprobs, dict)
+            or not isinstance(logprobs.get("content") or [], list)
+            or not all(isinstance(t, dict) for t in logprobs.get("content") or [])
+        ):
+            return "a choice's logprobs are not a list of objects"
+    return None
+
 
 class Accumulator:
     """Collects one streamed (or whole) completion and turns it into a ChatResult."""
@@ -31,7 +92,10 @@ class Accumulator:
         # json protocol: the "answer" string as it streams (what the user sees)
         self.answer = AnswerStream() if protocol == "json" else None
 
-    def add_chunk(self, chunk: dict) -> None:
+    def add_chunk(self, chunk: Any) -> None:
+        if problem := shape_problem(chunk, "delta"):
+            self.error = f"malformed data from the server: {problem}"
+            return
         if "error" in chunk:
             self.error = f"server error mid-stream: {error_detail(chunk)}"
             return
@@ -85,8 +149,11 @@ class Accumulator:
                 }
             )
 
-    def add_completion(self, data: dict) -> None:
+    def add_completion(self, data: Any) -> None:
         """A non-streamed response (stream=False, or a server that ignored stream)."""
+        if problem := shape_problem(data, "message"):
+            self.error = f"malformed data from the server: {problem}"
+            return
         if "error" in data:
             self.error = f"server error: {error_detail(data)}"
             return
