@@ -293,7 +293,8 @@ def _run_calls(
     progress: _Progress,
     step: int,
 ) -> bool:
-    """Run the reply's tool calls in order; True when the turn ends here."""
+    """Run the reply's tool calls in order; True when the turn ends here. The repeat
+    guard holds inside one reply too: its calls after the limit are not run."""
     for call in reply.tool_calls:
         key = (call.name, call.arguments)
         progress.repeats = progress.repeats + 1 if key == progress.last_call else 1
@@ -307,12 +308,11 @@ def _run_calls(
         if cancel is not None and cancel.is_set():
             result.stop = Stop.INTERRUPTED
             return True
-    if progress.repeats >= REPEAT_LIMIT:
-        name = progress.last_call[0] if progress.last_call else "?"
-        msg = f"stopped: the model made the same {name} call {progress.repeats} times in a row"
-        sink.notice(msg)
-        result.stop, result.error = Stop.REPEATED_CALL, msg
-        return True
+        if progress.repeats >= REPEAT_LIMIT:
+            msg = f"stopped: the model made the same {call.name} call {progress.repeats} times in a row"
+            sink.notice(msg)
+            result.stop, result.error = Stop.REPEATED_CALL, msg
+            return True
     return False
 
 

@@ -507,3 +507,17 @@ def test_a_whole_response_of_the_wrong_shape_is_a_server_error(srv, client, payl
     srv.enqueue(Json(json.loads(payload)))
     r = chat(client, stream=False)
     assert r.error and r.error.startswith("malformed data from the server")
+
+
+def test_a_stream_that_never_ends_is_cut_past_max_tokens(srv, client):
+    sampling = Sampling(max_tokens=8)
+    srv.enqueue(Stream([chunk({"content": "x"})] * 500, done=False))
+    r = chat(client, sampling=sampling)
+    assert r.error and "past llm.sampling.max_tokens (8)" in r.error
+    assert len(r.raw_content) < 200  # stopped reading, not 500 chunks later
+
+
+def test_a_long_line_that_never_closes_is_an_error_not_a_crash(srv, client):
+    srv.enqueue(Stream(['{"choices": [{"index": 0, "delta": {"content": "' + "y" * 300_000]))
+    r = chat(client, sampling=Sampling(max_tokens=1))
+    assert r.error and r.error.startswith("malformed data from the server")

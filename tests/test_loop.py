@@ -83,3 +83,13 @@ def test_a_message_too_big_for_the_context_never_reaches_the_model(workspace):
 
 def test_stop_reasons_read_as_their_text():
     assert Stop.ANSWER == "answer" and f"{Stop.MAX_STEPS}" == "max_steps"
+
+
+def test_a_reply_repeating_one_call_200_times_runs_it_only_up_to_the_limit(workspace):
+    model = ScriptedModel([calls(*[("list_dir", {})] * 200)])
+    agent = agent_for(model, workspace, max_steps=3)
+    result = run_turn(agent, "go")
+    assert result.stop is Stop.REPEATED_CALL and len(result.tool_calls) == 5
+    # every call of the reply still has a result (the rest: not run)
+    results = [m for m in agent.messages if m["role"] == "tool"]
+    assert len(results) == 200 and sum("[not run" in m["content"] for m in results) == 195

@@ -190,7 +190,7 @@ class Client:
         if resp is None:  # cancelled before the response started
             acc.interrupted = True
         else:
-            self._read(resp, acc, cancel)
+            self._read(resp, acc, cancel, sampling.max_tokens)
         result = acc.result(request, tools)
         result.duration_ms = (time.perf_counter() - started) * 1000
         if result.logprobs and stream:
@@ -314,9 +314,16 @@ class Client:
             else:
                 time.sleep(delay)
 
-    def _read(self, resp: Any, acc: Accumulator, cancel: threading.Event | None) -> None:
+    def _read(
+        self, resp: Any, acc: Accumulator, cancel: threading.Event | None, max_tokens: int
+    ) -> None:
         import httpx2
 
+        # max_tokens is the server's promise, not a guarantee: a stream that goes on past
+        # it (or one endless line) is cut here instead of filling memory
+        max_lines = 2 * (4 * max_tokens + 64)  # about one event (2 lines) per token
+        max_line = (16 << 20) + 64 * max_tokens  # the last chunk holds the rendered prompt
+        seen = 0
         try:
             if not resp.headers.get("content-type", "").startswith("text/event-stream"):
                 acc.add_completion(orjson.loads(resp.read()))
@@ -325,9 +332,20 @@ class Client:
             for data in resp.iter_bytes():
                 buf += data
                 if b"\n" not in data:
+                    if len(buf) > max_line:
+                        acc.error = f"the server sent a line of over {max_line:,} bytes"
+                        return
                     continue
                 *lines, buf = buf.split(b"\n")
                 for line in lines:
+                    seen += 1
+                    if seen > max_lines:  # after [DONE] too: the body must end
+                        if not acc.done:
+                            acc.error = (
+                                f"the server went on streaming past llm.sampling.max_tokens "
+                                f"({max_tokens}): stopped after {seen - 1:,} lines"
+                            )
+                        return
                     if acc.done or not line.startswith(b"data:"):
                         continue  # blank separators, comments, event: lines
                     line = line[5:].strip()
