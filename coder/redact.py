@@ -50,8 +50,15 @@ def usable_secrets(values: Iterable[Any]) -> tuple[str, ...]:
     return tuple(sorted(found, key=len, reverse=True))
 
 
+def is_coder_secret_env(name: str) -> bool:
+    """coder's own credentials in the environment, in every form it reads them:
+    CODER_API_KEY, CODER_LLM__API_KEY (any CODER_ key named like a secret), and the
+    server-side names it passes on (LLAMA_API_KEY, OPENAI_API_KEY)."""
+    return name in SECRET_ENV or (name.startswith("CODER_") and is_secret_key(name))
+
+
 def env_secrets() -> tuple[str, ...]:
-    return usable_secrets(os.environ.get(name) for name in SECRET_ENV)
+    return usable_secrets(v for k, v in os.environ.items() if is_coder_secret_env(k))
 
 
 def find_secrets(config: Any) -> tuple[str, ...]:

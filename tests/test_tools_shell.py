@@ -173,3 +173,16 @@ def test_commands_do_not_see_coders_api_keys(tmp_path, monkeypatch):
     out = dispatch("run_shell", {"command": "env"}, ctx)
     assert not out.is_error and "PATH=" in out.output
     assert "sk-should-stay-hidden" not in out.output and "sk-also-hidden" not in out.output
+
+
+def test_commands_see_no_form_of_coders_key(tmp_path, monkeypatch):
+    """CODER_LLM__API_KEY is the documented per-key form; a copy under another name
+    (export MY_KEY=$CODER_API_KEY before starting coder) is hidden by its value."""
+    monkeypatch.setenv("CODER_LLM__API_KEY", "sk-per-key-form-123")
+    monkeypatch.setenv("CODER_API_KEY", "sk-short-form-456")
+    monkeypatch.setenv("MY_COPY", "sk-short-form-456")
+    monkeypatch.setenv("CODER_LOG_DIR", "/tmp/not-a-secret")
+    ctx = ToolContext(workspace=Workspace(tmp_path), approval="auto")
+    out = dispatch("run_shell", {"command": "env"}, ctx).output
+    assert "sk-per-key-form-123" not in out and "sk-short-form-456" not in out
+    assert "CODER_LOG_DIR=/tmp/not-a-secret" in out  # only secrets are left out

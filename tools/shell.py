@@ -16,6 +16,7 @@ import time
 from typing import Annotated
 
 from ..procs import group_alive, kill_group
+from ..redact import env_secrets, is_coder_secret_env
 from .approval import check_approval
 from .declare import Bounds, tool
 from .output import ToolError, cap_bytes
@@ -69,11 +70,11 @@ class _Capture:
 
 # coder's own credentials stay out of the commands the model runs (and so out of
 # their output, which the model reads and the log keeps).
-_HIDDEN = ("CODER_API_KEY", "LLAMA_API_KEY", "OPENAI_API_KEY")
-
-
 def command_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _HIDDEN}
+    """The environment of the model's commands: coder's own keys left out in every form,
+    and so is any other variable holding one of their values."""
+    secrets = set(env_secrets())
+    env = {k: v for k, v in os.environ.items() if not is_coder_secret_env(k) and v not in secrets}
     return {**env, **_ENV}
 
 
