@@ -162,7 +162,7 @@ def list_sessions(directory: str | os.PathLike) -> list[SessionInfo]:
         return []
     out: list[SessionInfo] = []
     for path in d.glob("*" + SUFFIX):
-        if path.name.startswith("."):
+        if path.name.startswith(".") or not path.is_file():  # a directory is no session
             continue
         try:
             data = _read_json(path)

@@ -227,3 +227,17 @@ def test_export_of_an_empty_directory_is_a_usage_error_not_the_log_dir(tmp_path)
         text=True,
     )
     assert proc.returncode == 2 and f"no log files (*.jsonl) in {empty}" in proc.stderr
+
+
+def test_a_failed_start_leaves_no_empty_log_file(tmp_path):
+    env = dict(os.environ, CODER_LOG_DIR=str(tmp_path / "logs"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "coder", "-q", "hi", "--no-auto-manage"]
+        + ["--base-url", "http://127.0.0.1:9/v1"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert list((tmp_path / "logs").glob("*.jsonl")) == []

@@ -123,3 +123,10 @@ def test_delete(tmp_path):
     assert not (tmp_path / "s.json").exists()
     with pytest.raises(SessionError, match="no session"):
         sessions.delete(tmp_path, "s")
+
+
+def test_a_directory_named_like_a_session_is_not_listed(tmp_path):
+    from coder.sessions import list_sessions
+
+    (tmp_path / "adir.json").mkdir()
+    assert list_sessions(tmp_path) == []

@@ -21,6 +21,7 @@ import contextlib
 import fcntl
 import os
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -133,8 +134,9 @@ class Logger:
         self._size = 0
         self._last_fsync = time.monotonic()
         self._dirty = False
-        with self._io:
-            self._open_current()  # an unwritable dir fails here, loudly
+        # an unwritable dir fails here, loudly; the day's file itself is created by the
+        # first write, so a session that never starts leaves no empty log behind
+        tempfile.TemporaryFile(dir=self.dir).close()
 
         self._thread = threading.Thread(target=self._run, name="coder-logger", daemon=True)
         self._thread.start()
