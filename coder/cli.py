@@ -1,6 +1,7 @@
 """Command line: argument parsing, subcommands and exit codes.
 
-Exit codes: 0 ok, 1 task failed, 2 usage or config error, 3 model server error.
+Exit codes: 0 ok, 1 task failed, 2 usage or config error, 3 model server error,
+4 the task succeeded but log records could not be written, 130 interrupted.
 Imports stay lazy so `coder --version` starts as fast as Python itself.
 """
 
@@ -11,6 +12,7 @@ import sys
 from coder import __version__
 
 EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE, EXIT_SERVER = 0, 1, 2, 3
+EXIT_LOG_INCOMPLETE = 4  # the task succeeded, but log records could not be written
 
 
 class UsageError(Exception):
@@ -387,8 +389,10 @@ def cmd_query(cfg, args) -> int:
         print("coder: interrupted", file=sys.stderr)
         return 130
     if verified is not None:  # the verifier is the judge of the task
-        return EXIT_OK if verified == 1.0 else EXIT_TASK_FAILED
-    return EXIT_OK if result.ok else EXIT_TASK_FAILED
+        code = EXIT_OK if verified == 1.0 else EXIT_TASK_FAILED
+    else:
+        code = EXIT_OK if result.ok else EXIT_TASK_FAILED
+    return EXIT_LOG_INCOMPLETE if code == EXIT_OK and rt.records_lost else code
 
 
 def _refuse_unasked(name: str, what: str) -> str:

@@ -48,6 +48,7 @@ class Runtime:
     cancel: threading.Event
     notify: Notifier
     end_reason: str = "exit"  # for session_end; the caller may set it (-q: the turn's stop)
+    records_lost: int = 0  # log records that could not be written, known once it closed
 
 
 def workspace_root(cfg: Config) -> Path:
@@ -136,6 +137,15 @@ def open_runtime(cfg: Config, notify: Callable[[str], None]) -> Iterator[Runtime
         if rt is not None:  # session_start was written
             recorder.session_end(rt.end_reason)
         logger.close()
+        stats = logger.stats()
+        lost = stats["dropped_on_error"]
+        if lost:  # written nowhere else: the user must hear of it
+            if rt is not None:
+                rt.records_lost = lost
+            notifier(
+                f"{lost} log records could not be written to {logger.dir} "
+                f"({stats['last_error']}): this session's training data is incomplete"
+            )
 
 
 def server_warnings(cfg: Config, props: dict, n_ctx: int | None) -> list[str]:

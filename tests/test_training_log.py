@@ -244,3 +244,25 @@ def test_a_server_sending_garbage_is_exit_3_with_the_call_logged_as_failed(tmp_p
     [session] = list(read_sessions(list_log_files(tmp_path / "logs")))
     assert session.calls[0].error.startswith("malformed data from the server")
     assert session.end is not None
+
+
+def test_records_lost_to_a_full_disk_are_reported_and_exit_4(tmp_path, monkeypatch, capsys):
+    """A disk that stays full: the session still answers, but the user is told how many
+    records were lost and where, and -q does not exit 0."""
+    from coder import cli
+    from tests.test_logger import FailingDisk
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    with ScriptedServer() as srv:
+        srv.enqueue(stream_text("an answer"))
+        monkeypatch.setenv("CODER_BASE_URL", srv.base_url)
+        monkeypatch.setenv("CODER_LOG_DIR", str(logs))
+        monkeypatch.setenv("CODER_LLM__AUTO_MANAGE", "false")
+        monkeypatch.setenv("CODER_TOOL_PROTOCOL", "native")
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setattr("os.write", FailingDisk(logs, fails=10**9))
+        code = cli.main(["-q", "hi"])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_LOG_INCOMPLETE, err
+    assert "log records could not be written" in err and str(logs) in err
