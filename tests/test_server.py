@@ -370,3 +370,27 @@ def test_a_reused_server_that_goes_away_is_replaced(tmp_path, model_path):
             first.kill()
         server.stop(s)
     assert wait_gone(port) == []  # ours now, so ours to stop
+
+
+@pytest.mark.engine
+def test_two_sessions_started_at_once_share_one_server(tmp_path, monkeypatch):
+    """Both find no server; one starts it, the other waits for the start lock and reuses
+    it, instead of failing to bind the same port. (When the first then exits it stops its
+    server, and a request of the second still in flight fails: that hand-over is not
+    graceful yet.)"""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    port = free_port()
+    env = dict(os.environ, CODER_LOG_DIR=str(tmp_path / "logs"), CODER_AGENT__MAX_STEPS="1")
+    cmd = [sys.executable, "-m", "coder", "-q", "hi", "--max-tokens", "4"]
+    cmd += ["--base-url", f"http://127.0.0.1:{port}/v1"]
+    procs = [
+        subprocess.Popen(
+            cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    first = [err.splitlines()[0] if err else "" for err in errs]
+    assert sum(line.startswith("coder: starting llama.cpp server") for line in first) == 1, errs
+    assert not any("bind" in err or "exited with code" in err for err in errs), errs
+    assert server.probe(f"http://127.0.0.1:{port}").state == "down"  # nothing is left

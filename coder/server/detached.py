@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from coder.config import Config
@@ -11,12 +10,7 @@ from coder.procs import kill_group
 from coder.server.command import redact
 from coder.server.endpoint import Endpoint, ServerError, endpoint, probe
 from coder.server.manager import start
-from coder.server.process import Notify, Server
-
-
-def state_dir() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "coder"
+from coder.server.process import Notify, Server, start_lock, state_dir
 
 
 def pidfile_path(ep: Endpoint) -> Path:
@@ -27,12 +21,13 @@ def start_detached(cfg: Config, log_dir: Path, notify: Notify = lambda m: None) 
     import psutil
 
     ep = endpoint(cfg)
-    p = probe(ep.root, cfg.llm.api_key)
-    if p.state in ("ready", "loading"):
-        raise ServerError(f"a llama.cpp server already answers on {ep.address}")
-    if p.state == "foreign":
-        raise ServerError(f"{ep.address} is held by something that is not a llama.cpp server")
-    server = start(cfg, log_dir, notify, detached=True)
+    with start_lock(ep, cfg.llm.startup_timeout):
+        p = probe(ep.root, cfg.llm.api_key)
+        if p.state in ("ready", "loading"):
+            raise ServerError(f"a llama.cpp server already answers on {ep.address}")
+        if p.state == "foreign":
+            raise ServerError(f"{ep.address} is held by something that is not a llama.cpp server")
+        server = start(cfg, log_dir, notify, detached=True)
     info = {
         "pid": server.pid,
         "create_time": psutil.Process(server.pid).create_time(),

@@ -9,7 +9,7 @@ from coder.config import Config
 from coder.procs import kill_group
 from coder.server.command import build_command, server_env
 from coder.server.endpoint import Endpoint, ServerError, endpoint, probe
-from coder.server.process import LOG_NAME, Notify, Server, spawn, wait_ready
+from coder.server.process import LOG_NAME, Notify, Server, spawn, start_lock, wait_ready
 
 
 def resolve_model(cfg: Config, notify: Notify) -> str:
@@ -58,7 +58,10 @@ def connect(cfg: Config, log_dir: Path, notify: Notify = lambda m: None) -> Serv
             f"no server answers at {ep.base_url}, and coder only starts one on this machine; "
             f"start it there or set llm.base_url to http://127.0.0.1:PORT/v1"
         )
-    return start(cfg, log_dir, notify)
+    with start_lock(ep, cfg.llm.startup_timeout):
+        if probe(ep.root, api_key).state in ("ready", "loading"):  # another coder was quicker
+            return connect(cfg, log_dir, notify)
+        return start(cfg, log_dir, notify)
 
 
 def is_local(ep: Endpoint) -> bool:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
+import os
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +20,36 @@ from coder.server.endpoint import Endpoint, ServerError, probe
 
 Notify = Callable[[str], None]
 LOG_NAME = "llama-server.log"
+
+
+def state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "coder"
+
+
+@contextlib.contextmanager
+def start_lock(ep: Endpoint, timeout: float) -> Iterator[None]:
+    """One coder at a time starts a server on `ep`: the others wait here, then find it
+    running and reuse it (two sessions started at once would both bind the port)."""
+    path = state_dir() / f"server-{ep.host}-{ep.port}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise ServerError(
+                        f"another coder has been starting a server on {ep.address} for "
+                        f"{timeout:g} s (llm.startup_timeout); lock {path}"
+                    ) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 @dataclass
