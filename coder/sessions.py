@@ -146,13 +146,39 @@ def validate(data: Any, path: Path | str = "session") -> None:
     if not isinstance(messages, list) or not messages:
         raise bad("'messages' must be a non-empty list")
     for i, m in enumerate(messages):
-        if not isinstance(m, dict) or m.get("role") not in ROLES:
-            raise bad(f"message {i} has no valid role")
-        content = m.get("content")
-        if content is not None and not isinstance(content, str | list):
-            raise bad(f"message {i} has a bad content type")
+        if problem := message_problem(m):
+            raise bad(f"message {i}: {problem}")
     if not isinstance(data.get("tools", []), list):
         raise bad("'tools' must be a list")
+
+
+def message_problem(m: Any) -> str | None:
+    """Why `m` is not a chat message coder can send back to a model, or None: a bad
+    message loaded from a file must be refused there, not crash the next turn."""
+    if not isinstance(m, dict) or m.get("role") not in ROLES:
+        return "no valid role"
+    content = m.get("content")
+    if isinstance(content, list):
+        if not all(isinstance(p, dict) and isinstance(p.get("text", ""), str) for p in content):
+            return "content parts must be objects with text"
+    elif content is not None and not isinstance(content, str):
+        return "a bad content type"
+    calls = m.get("tool_calls")
+    if calls is not None:
+        if m["role"] != "assistant" or not isinstance(calls, list):
+            return "tool_calls must be a list on an assistant message"
+        for call in calls:
+            fn = call.get("function") if isinstance(call, dict) else None
+            if not (
+                isinstance(fn, dict)
+                and isinstance(call.get("id"), str)
+                and isinstance(fn.get("name"), str)
+                and isinstance(fn.get("arguments"), str)
+            ):
+                return "a tool call needs a string id, function name and arguments"
+    if m["role"] == "tool" and not isinstance(m.get("tool_call_id"), str):
+        return "a tool result needs a string tool_call_id"
+    return None
 
 
 def list_sessions(directory: str | os.PathLike) -> list[SessionInfo]:
@@ -219,6 +245,8 @@ def _read_json(path: Path) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"JSON error at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise ValueError("JSON nested too deeply to be a session") from None
 
 
 def _mtime(path: Path) -> float | None:

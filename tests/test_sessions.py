@@ -130,3 +130,33 @@ def test_a_directory_named_like_a_session_is_not_listed(tmp_path):
 
     (tmp_path / "adir.json").mkdir()
     assert list_sessions(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "message, why",
+    [
+        ({"role": "assistant", "content": None, "tool_calls": "garbage"}, "tool_calls"),
+        ({"role": "assistant", "content": None, "tool_calls": [{"id": "c"}]}, "tool call"),
+        ({"role": "tool", "content": "x"}, "tool_call_id"),
+        ({"role": "user", "content": [1, 2]}, "content parts"),
+    ],
+)
+def test_a_structurally_bad_message_is_refused_at_load_naming_the_file(tmp_path, message, why):
+    from coder.sessions import SessionError, load
+
+    data = {"version": 1, "messages": [{"role": "user", "content": "hi"}, message]}
+    (tmp_path / "bad.json").write_text(json.dumps(data))
+    with pytest.raises(SessionError) as err:
+        load(tmp_path, "bad")
+    assert "message 1" in str(err.value) and why in str(err.value)
+    assert str(tmp_path / "bad.json") in str(err.value)
+
+
+def test_json_nested_too_deeply_is_a_corrupt_session_not_a_crash(tmp_path):
+    from coder.sessions import SessionError, list_sessions, load
+
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    [info] = list_sessions(tmp_path)  # what /load's Tab completion reads
+    assert info.name == "deep"
+    with pytest.raises(SessionError, match="deep.json"):
+        load(tmp_path, "deep")
