@@ -394,3 +394,19 @@ def test_two_sessions_started_at_once_share_one_server(tmp_path, monkeypatch):
     assert sum(line.startswith("coder: starting llama.cpp server") for line in first) == 1, errs
     assert not any("bind" in err or "exited with code" in err for err in errs), errs
     assert server.probe(f"http://127.0.0.1:{port}").state == "down"  # nothing is left
+
+
+def test_a_port_held_by_a_silent_listener_is_reported_not_started_on(tmp_path):
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)  # accepts (the kernel does), never answers
+    port = listener.getsockname()[1]
+    try:
+        assert server.probe(f"http://127.0.0.1:{port}", timeout=0.3).state == "foreign"
+        cfg = cfg_for(tmp_path, port)
+        with pytest.raises(server.ServerError, match=f"127.0.0.1:{port} is held by something"):
+            server.connect(cfg, tmp_path / "logs")
+    finally:
+        listener.close()

@@ -53,6 +53,10 @@ class Probe:
 def probe(root: str, api_key: str | None = None, timeout: float = 2.0) -> Probe:
     """What answers at `root`: nothing, a loading or ready llama.cpp server, or something else."""
     status, body = http_get(root + "/health", api_key, timeout)
+    if status is None and "timed out" in body:  # connected, then silence: not llama.cpp
+        return Probe(
+            "foreign", detail=f"it accepts connections but gave no HTTP answer in {timeout:g} s"
+        )
     if status is None:
         return Probe("down", detail=body)
     if status == 503 and "loading" in body.lower():
