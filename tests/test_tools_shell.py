@@ -1,8 +1,11 @@
 """run_shell with real processes: approval, timeout, process-group kill, output cap."""
 
+import json
 import os
 import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -186,3 +189,35 @@ def test_commands_see_no_form_of_coders_key(tmp_path, monkeypatch):
     out = dispatch("run_shell", {"command": "env"}, ctx).output
     assert "sk-per-key-form-123" not in out and "sk-short-form-456" not in out
     assert "CODER_LOG_DIR=/tmp/not-a-secret" in out  # only secrets are left out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_an_approved_command_does_not_outlive_coder(tmp_path, sig):
+    """The model's command is stopped with coder on SIGTERM and SIGHUP (a closed
+    terminal), not left to finish unwatched."""
+    from tests.scripted_server import ScriptedServer, stream_text, stream_tool_calls
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    command = "echo $$ > pid; sleep 2; echo late > late.txt"
+    with ScriptedServer() as srv:
+        srv.enqueue(stream_tool_calls([("run_shell", json.dumps({"command": command}))]))
+        srv.enqueue(stream_text("done"))
+        env = dict(os.environ, CODER_BASE_URL=srv.base_url, CODER_LOG_DIR=str(tmp_path / "logs"))
+        env |= {"CODER_LLM__AUTO_MANAGE": "false", "CODER_TOOL_PROTOCOL": "native"}
+        coder = subprocess.Popen(
+            [sys.executable, "-m", "coder", "-q", "go", "--yes"],
+            cwd=ws,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while not (ws / "pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.1)
+        coder.send_signal(sig)
+        coder.wait(10)
+    shell = int((ws / "pid").read_text())
+    time.sleep(2.5)
+    assert gone(shell) and not (ws / "late.txt").exists()

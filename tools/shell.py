@@ -118,7 +118,7 @@ def run_shell(
                 break
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=0.05)
-    except KeyboardInterrupt:
+    except BaseException:  # Ctrl-C, and SIGTERM / SIGHUP unwinding coder (SystemExit)
         kill_group(proc, grace=0.2)
         raise
     finally:
