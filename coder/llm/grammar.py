@@ -13,9 +13,12 @@ caller keeps `response_format`. Number bounds are left to argument validation.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any
+
+import orjson
 
 # Keys that say nothing about the shape of the value.
 _NOTES = {"description", "title", "default", "examples", "$comment"}
@@ -37,6 +40,14 @@ class Unsupported(Exception):
 def reply_grammar(tools: list[dict]) -> str | None:
     """GBNF for one reply: a call of one of `tools`, or the final answer; None when a
     tool's schema needs more than this grammar expresses."""
+    # every model call of a session offers the same tools: build their grammar once
+    # (about 0.4 ms each time otherwise, on the path of every request)
+    return _grammar(orjson.dumps(tools))
+
+
+@functools.lru_cache(maxsize=8)
+def _grammar(tools_json: bytes) -> str | None:
+    tools = orjson.loads(tools_json)
     rules: dict[str, str] = {}
     branches = []
     try:
