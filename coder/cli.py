@@ -392,7 +392,8 @@ def cmd_query(cfg, args) -> int:
         code = EXIT_OK if verified == 1.0 else EXIT_TASK_FAILED
     else:
         code = EXIT_OK if result.ok else EXIT_TASK_FAILED
-    return EXIT_LOG_INCOMPLETE if code == EXIT_OK and rt.records_lost else code
+    lost = rt.logger.stats()["dropped_on_error"]  # final once the runtime has closed
+    return EXIT_LOG_INCOMPLETE if code == EXIT_OK and lost else code
 
 
 def _refuse_unasked(name: str, what: str) -> str:

@@ -48,7 +48,6 @@ class Runtime:
     cancel: threading.Event
     notify: Notifier
     end_reason: str = "exit"  # for session_end; the caller may set it (-q: the turn's stop)
-    records_lost: int = 0  # log records that could not be written, known once it closed
 
 
 def workspace_root(cfg: Config) -> Path:
@@ -140,8 +139,6 @@ def open_runtime(cfg: Config, notify: Callable[[str], None]) -> Iterator[Runtime
         stats = logger.stats()
         lost = stats["dropped_on_error"]
         if lost:  # written nowhere else: the user must hear of it
-            if rt is not None:
-                rt.records_lost = lost
             notifier(
                 f"{lost} log records could not be written to {logger.dir} "
                 f"({stats['last_error']}): this session's training data is incomplete"
