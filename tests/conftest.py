@@ -22,6 +22,15 @@ def no_user_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
 
 
+@pytest.fixture
+def srv():
+    """A scripted OpenAI-compatible server (real sockets, real SSE) for one test."""
+    from tests.scripted_server import ScriptedServer
+
+    with ScriptedServer() as server:
+        yield server
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -54,12 +54,6 @@ MSGS = [
 
 
 @pytest.fixture
-def srv():
-    with ScriptedServer() as server:
-        yield server
-
-
-@pytest.fixture
 def client(srv):
     c = Client(srv.base_url, backoff=0.001)
     yield c

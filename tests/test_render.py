@@ -13,7 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from rich.console import Console
 
 from coder import render
@@ -205,12 +204,6 @@ def _query_cmd(srv: ScriptedServer, *extra: str) -> list[str]:
         "native",
         *extra,
     ]
-
-
-@pytest.fixture
-def srv():
-    with ScriptedServer() as s:
-        yield s
 
 
 def test_query_piped_is_plain_text_and_json_parses(srv, tmp_path):

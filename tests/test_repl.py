@@ -30,19 +30,12 @@ from tests.repl_harness import (
     user_texts,
 )
 from tests.scripted_server import (
-    ScriptedServer,
     Stream,
     final_chunks,
     stream_text,
     stream_tool_calls,
     text_chunks,
 )
-
-
-@pytest.fixture
-def srv():
-    with ScriptedServer() as s:
-        yield s
 
 
 @pytest.fixture

@@ -25,19 +25,12 @@ from coder.tools.workspace import Workspace
 from tests.repl_harness import CTRL_C, log_records, repl_config, repl_session, user_texts
 from tests.scripted_server import (
     TIMINGS,
-    ScriptedServer,
     Stream,
     final_chunks,
     stream_text,
     stream_tool_calls,
     text_chunks,
 )
-
-
-@pytest.fixture
-def srv():
-    with ScriptedServer() as s:
-        yield s
 
 
 @pytest.fixture
