@@ -90,6 +90,7 @@ class ChatModel(Protocol):
         on_text: Callable[[str], None] | None = None,
         logprobs: bool = False,
         cancel: threading.Event | None = None,
+        stream: bool = True,
     ) -> ChatResult: ...
 
     def context_size(self) -> int | None: ...
@@ -129,6 +130,9 @@ class Agent:
     turn: int = 0
     budget: Budget = field(default_factory=Budget)
     tool_names: list[str] | None = None  # None: every registered tool
+    # False: whole replies, not streamed. llama.cpp sends no sampled token ids for native
+    # tool calls while streaming, so a rollout that must be token-exact asks without.
+    stream: bool = True
 
     def __post_init__(self) -> None:
         if not self.messages:
@@ -235,6 +239,7 @@ def _query(
             on_text=sink.text,
             logprobs=cfg.logging.logprobs,
             cancel=cancel,
+            stream=agent.stream,
         )
     except LLMError as exc:
         result.stop, result.error = Stop.ERROR, str(exc)

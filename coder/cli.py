@@ -132,6 +132,9 @@ def build_parser():
         metavar="LOG",
         help="log files or directories (default: every log of logging.dir)",
     )
+    from coder.rollout.flags import add_parsers
+
+    add_parsers(sub, sub_common)
     return parser
 
 
@@ -179,6 +182,14 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_server(cfg, args)
         if args.command == "export":
             return cmd_export(cfg, args)
+        if args.command in ("rollout", "eval"):
+            from coder.rollout import command
+
+            return (
+                command.cmd_rollout(cfg, args)
+                if args.command == "rollout"
+                else command.cmd_eval(cfg, args)
+            )
         if args.query is not None:
             return cmd_query(cfg, args)
         if args.json or args.verify:
@@ -389,7 +400,7 @@ def cmd_query(cfg, args) -> int:
         print("coder: interrupted", file=sys.stderr)
         return 130
     if verified is not None:  # the verifier is the judge of the task
-        code = EXIT_OK if verified == 1.0 else EXIT_TASK_FAILED
+        code = EXIT_OK if verified >= 1.0 else EXIT_TASK_FAILED
     else:
         code = EXIT_OK if result.ok else EXIT_TASK_FAILED
     lost = rt.logger.stats()["dropped_on_error"]  # final once the runtime has closed
@@ -401,29 +412,20 @@ def _refuse_unasked(name: str, what: str) -> str:
 
 
 def verify(rt, command: str, sink) -> float:
-    """--verify CMD: run CMD in the workspace; exit 0 is reward 1.0, else 0.0."""
-    import subprocess
+    """--verify CMD: run CMD in the workspace; exit 0 is reward 1.0, else 0.0, unless its
+    last stdout line is {"reward": x} (coder/rollout/verify.py, as rollouts do)."""
+    from coder.rollout.verify import run_command
 
-    root = rt.agent.tool_ctx.workspace.root
-    try:
-        proc = subprocess.run(
-            command,
-            shell=True,
-            cwd=root,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=600,
-        )
-        code, output = proc.returncode, (proc.stdout + proc.stderr)[-4000:]
-    except subprocess.TimeoutExpired:
-        code, output = -1, "timed out after 600 s"
-    value = 1.0 if code == 0 else 0.0
+    verdict = run_command(command, rt.agent.tool_ctx.workspace.root, timeout=600)
     rt.recorder.reward(
-        value, "verifier", note=f"{command} -> exit {code}\n{output}", turn=rt.agent.turn
+        verdict.reward,
+        "verifier",
+        note=verdict.note,
+        turn=rt.agent.turn,
+        verifier=verdict.record(),
     )
-    sink.notice(f"verify: {command} -> exit {code} (reward {value})")
-    return value
+    sink.notice(f"verify: {command} -> {verdict.outcome} (reward {verdict.reward:g})")
+    return verdict.reward
 
 
 def _tty_sink():

@@ -69,6 +69,7 @@ class ScriptedModel:
         on_text: Callable[[str], None] | None = None,
         logprobs: bool = False,
         cancel: threading.Event | None = None,
+        stream: bool = True,
     ) -> ChatResult:
         self.seen.append([dict(m) for m in messages])
         if not self.script:

@@ -82,6 +82,7 @@ class SessionLog:
     tool_results: list[dict] = field(default_factory=list)
     rewards: list[dict] = field(default_factory=list)
     compactions: list[dict] = field(default_factory=list)
+    attempts: list[dict] = field(default_factory=list)  # rollout outcomes (coder rollout)
     tools: list[dict] | None = None
     first_ts: float | None = None
     broken_calls: int = 0
@@ -171,6 +172,8 @@ def _apply(rec: dict, s: SessionLog, stats: ReadStats) -> None:
         s.rewards.append(rec)
     elif t == "compaction":
         s.compactions.append(rec)
+    elif t == "attempt":
+        s.attempts.append(rec)
     # unknown types from a newer writer: ignored, not corrupt
 
 

@@ -72,6 +72,7 @@ class Recorder:
         self._secret_messages: set[int] = set()
         self.counts = {"model_calls": 0, "tool_results": 0, "messages": 0, "rewards": 0}
         self._ended = False
+        self.started = False  # session_start written
 
     # ------------------------------------------------------------ interface
 
@@ -88,6 +89,7 @@ class Recorder:
         from coder import __version__
 
         with self._lock:
+            self.started = True
             self._add_secrets(find_secrets(config))
             model = scrub(dict(model), self._secrets)
             template = model.pop("chat_template", None)
@@ -172,13 +174,28 @@ class Recorder:
             )
 
     def reward(
-        self, value: float, source: str, note: str | None = None, turn: int | None = None
+        self,
+        value: float,
+        source: str,
+        note: str | None = None,
+        turn: int | None = None,
+        verifier: dict | None = None,
     ) -> None:
+        """``verifier``: for a verifier's reward, which command gave it and how it ran
+        (coder.rollout.verify.Verdict.record())."""
         if source not in REWARD_SOURCES:
             raise ValueError(f"reward source must be one of {REWARD_SOURCES}, not {source!r}")
         with self._lock:
             self.counts["rewards"] += 1
-            self._emit("reward", turn, None, value=float(value), source=source, note=note)
+            extra = {"verifier": verifier} if verifier is not None else {}
+            self._emit("reward", turn, None, value=float(value), source=source, note=note, **extra)
+
+    def attempt(self, **fields: Any) -> None:
+        """A rollout attempt's outcome (coder.rollout.runner.AttemptRecord): written after
+        its reward, so a session with an `attempt` record of status passed or failed is
+        complete and a rerun skips it."""
+        with self._lock:
+            self._emit("attempt", None, None, **fields)
 
     def compaction(
         self,
