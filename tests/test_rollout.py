@@ -308,3 +308,15 @@ def test_pass_at_k_is_the_unbiased_estimate():
     assert pass_at_k(4, 0, 1) == 0.0 and pass_at_k(4, 4, 2) == 1.0
     assert pass_at_k(4, 1, 1) == 0.25
     assert pass_at_k(4, 1, 2) == pytest.approx(0.5)  # 1 - C(3,2)/C(4,2)
+
+
+def test_a_reused_server_with_fewer_slots_than_workers_is_reported(tmp_path, srv):
+    tasks = make_tasks(tmp_path, {})
+    srv.props = {**(srv.props or {}), "total_slots": 1}
+    srv.enqueue(completion("nothing"), completion("nothing"))
+    code, _, err = run(
+        tmp_path, srv.base_url, "rollout", str(tasks), "-n", "2", "-w", "2", "--logs", "logs"
+    )
+    assert code == 0, err
+    assert "has 1 slot(s) for 2 workers" in err
+    assert len(attempts(tmp_path / "logs")) == 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -97,3 +98,40 @@ def test_rollout_of_three_example_tasks_with_two_workers(tmp_path, model_path):
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert sorted(r["task_id"] for r in rows) == sorted(PICK)
     assert all(len(r["rewards"]) == 2 for r in rows)
+
+
+def test_sigterm_mid_rollout_stops_the_server_it_started(tmp_path, model_path):
+    shutil.copytree(EXAMPLES, tmp_path / "tasks")
+    port = free_port()
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = dict(
+        os.environ,
+        CODER_BASE_URL=f"http://127.0.0.1:{port}/v1",
+        CODER_LLM__SERVER__MODEL_PATH=str(model_path),
+        TMPDIR=str(scratch),
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "coder", "rollout", str(tmp_path / "tasks" / "tasks.jsonl")]
+        + ["-n", "2", "--logs", str(tmp_path / "logs")],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list(scratch.glob("coder-rollout-*/*-0-*")) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.1)  # until the first attempt's worktree exists
+    time.sleep(1.0)  # its model call is underway
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert list(scratch.iterdir()) == []
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", port)) != 0, "the server outlived coder"
+    for f in list_log_files(tmp_path / "logs"):
+        for line in f.read_bytes().splitlines(keepends=True):
+            assert line.endswith(b"\n")
+            json.loads(line)

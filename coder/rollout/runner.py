@@ -306,7 +306,7 @@ def _agent(run: Run, attempt: Attempt, path: Path, recorder: Recorder) -> agent_
         config=cfg,
         tool_ctx=tool_ctx,
         recorder=recorder,
-        tool_names=offered_tools(cfg, path),
+        tool_names=offered_tools(cfg),  # a worktree is a repository: git tools work
         budget=Budget(n_ctx=run.model.get("n_ctx")),
         # native tool calls carry sampled ids only without streaming (llama.cpp)
         stream=run.protocol != "native",

@@ -134,11 +134,12 @@ def worktree(sources: Sources, source: Source, dest: Path) -> Iterator[Path]:
 
 def remove_worktree(repo: Path, dest: Path, lock: threading.Lock) -> None:
     with lock:
-        with contextlib.suppress(SourceError):
+        try:  # takes its entry in the repo's .git along
             git(repo, "worktree", "remove", "--force", "--force", str(dest))
-        shutil.rmtree(dest, ignore_errors=True)
-        with contextlib.suppress(SourceError):
-            git(repo, "worktree", "prune")
+        except SourceError:
+            shutil.rmtree(dest, ignore_errors=True)
+            with contextlib.suppress(SourceError):
+                git(repo, "worktree", "prune")  # the entry of the directory just deleted
 
 
 def attempt_diff(path: Path, limit: int = 64_000) -> str:
