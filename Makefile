@@ -4,12 +4,25 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench setup lint clean
+BINDIR ?= $(HOME)/.local/bin
+
+.PHONY: run test bench setup lint clean install
 
 $(STAMP): pyproject.toml
+	@echo "installing coder and its dependencies into $(VENV) (once; about 30 s)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@{ $(PY) -m pip install --disable-pip-version-check -e '.[dev]' 2>&1; echo $$? > $(VENV)/.pip-rc; } \
+		| grep --line-buffered -E '^(Collecting|Installing|Successfully|ERROR|error)' || true
+	@exit $$(cat $(VENV)/.pip-rc)
 	@touch $(STAMP)
+
+# `coder` on your PATH, for any directory: a link to this checkout's console script
+install: $(STAMP)
+	@mkdir -p $(BINDIR)
+	@ln -sf $(abspath $(VENV))/bin/coder $(BINDIR)/coder
+	@echo "installed $(BINDIR)/coder -> $(abspath $(VENV))/bin/coder"
+	@case ":$$PATH:" in *":$(BINDIR):"*) ;; \
+	  *) echo "$(BINDIR) is not on your PATH: add  export PATH=\"$(BINDIR):\$$PATH\"  to your shell's rc file";; esac
 
 setup: $(STAMP)
 	$(VENV)/bin/coder setup

@@ -72,7 +72,29 @@ def build_parser():
     parser.add_argument(
         "-q", "--query", metavar="TEXT", help="run one task and exit ('-' reads stdin)"
     )
-    parser.add_argument("--json", action="store_true", help="with -q: print one JSON object")
+    parser.add_argument(
+        "-c",
+        "--continue",
+        dest="continue_",
+        action="store_true",
+        help="resume this workspace's last conversation (REPL or -q)",
+    )
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const="",
+        metavar="NAME",
+        help="resume a saved conversation by name (without NAME: pick one)",
+    )
+    parser.add_argument(
+        "--output-format",
+        choices=["text", "json", "stream-json"],
+        help="with -q: the answer as text (default), one JSON object, or JSON events, "
+        "one per line, ending with the result",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="with -q: print one JSON object (--output-format json)"
+    )
     parser.add_argument("--verify", metavar="CMD", help="with -q: run CMD afterwards as the reward")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -191,9 +213,11 @@ def main(argv: list[str] | None = None) -> int:
                 else command.cmd_eval(cfg, args)
             )
         if args.query is not None:
+            from coder.query import cmd_query
+
             return cmd_query(cfg, args)
-        if args.json or args.verify:
-            raise UsageError("--json and --verify go with -q TEXT")
+        if args.json or args.verify or args.output_format:
+            raise UsageError("--json, --output-format and --verify go with -q TEXT")
         return cmd_repl(cfg, args)
     except (config_mod.ConfigError, UsageError) as exc:
         print(f"coder: {exc}", file=sys.stderr)
@@ -349,118 +373,6 @@ def log_paths(names: list[str]) -> list:
     return paths
 
 
-def cmd_query(cfg, args) -> int:
-    import json
-
-    from coder import agent as agent_mod
-    from coder.chat import Stop
-    from coder.runtime import open_runtime
-
-    task = sys.stdin.read() if args.query == "-" else args.query
-    if not task.strip():
-        raise UsageError("-q needs a task (text, or '-' to read it from stdin)")
-    # a terminal gets rendered markdown (rich honours NO_COLOR); a pipe gets plain text
-    rendered = not args.json and sys.stdout.isatty()
-    sink = _tty_sink() if rendered else PlainSink(stream_text=not args.json)
-    with open_runtime(cfg, sink.notice) as rt:
-        rt.agent.tool_ctx.approve = _refuse_unasked
-        if rendered:
-            sink.root = rt.agent.tool_ctx.workspace.root
-            sink.start()
-        try:
-            result = agent_mod.run_turn(rt.agent, task, sink, rt.cancel)
-        finally:
-            if rendered:
-                sink.finish()
-        rt.end_reason = result.stop
-        verified = verify(rt, args.verify, sink) if args.verify else None
-        if args.json:
-            summary = {
-                "answer": result.answer,
-                "stop": result.stop,
-                "tool_calls": agent_mod.tool_calls_summary(result),
-                "usage": result.usage,
-                "session_id": rt.recorder.session_id,
-                "error": result.error,
-            }
-            print(json.dumps(summary))
-        elif result.answer and not sink.streamed:
-            if rendered:
-                from coder.render import markdown
-
-                sink.console.print(markdown(result.answer))
-            else:
-                print(result.answer)
-        elif sink.streamed and not rendered:
-            print()
-    if result.stop in (Stop.ERROR, Stop.TOO_LONG):
-        print(f"coder: {result.error}", file=sys.stderr)
-        return EXIT_SERVER if result.stop == Stop.ERROR else EXIT_USAGE
-    if result.stop == Stop.INTERRUPTED:
-        print("coder: interrupted", file=sys.stderr)
-        return 130
-    if verified is not None:  # the verifier is the judge of the task
-        code = EXIT_OK if verified >= 1.0 else EXIT_TASK_FAILED
-    else:
-        code = EXIT_OK if result.ok else EXIT_TASK_FAILED
-    lost = rt.logger.stats()["dropped_on_error"]  # final once the runtime has closed
-    return EXIT_LOG_INCOMPLETE if code == EXIT_OK and lost else code
-
-
-def _refuse_unasked(name: str, what: str) -> str:
-    return "coder -q runs it only with --yes"  # there is no one to ask
-
-
-def verify(rt, command: str, sink) -> float:
-    """--verify CMD: run CMD in the workspace; exit 0 is reward 1.0, else 0.0, unless its
-    last stdout line is {"reward": x} (coder/rollout/verify.py, as rollouts do)."""
-    from coder.rollout.verify import run_command
-
-    verdict = run_command(command, rt.agent.tool_ctx.workspace.root, timeout=600)
-    rt.recorder.reward(
-        verdict.reward,
-        "verifier",
-        note=verdict.note,
-        turn=rt.agent.turn,
-        verifier=verdict.record(),
-    )
-    sink.notice(f"verify: {command} -> {verdict.outcome} (reward {verdict.reward:g})")
-    return verdict.reward
-
-
-def _tty_sink():
-    from coder.render import RichSink, console_for
-
-    return RichSink(console_for(sys.stdout))
-
-
-class PlainSink:
-    """-q output: the answer's text to stdout, tool activity and notices to stderr."""
-
-    def __init__(self, stream_text: bool = True) -> None:
-        self.stream_text = stream_text
-        self.streamed = False
-
-    def text(self, delta: str) -> None:
-        if self.stream_text and delta:
-            sys.stdout.write(delta)
-            sys.stdout.flush()
-            self.streamed = True
-
-    def tool_call(self, call) -> None:
-        if self.streamed:
-            sys.stdout.write("\n")
-            self.streamed = False
-        print(f"> {call.name} {call.arguments}", file=sys.stderr)
-
-    def tool_result(self, call, result) -> None:
-        first = (result.output.strip().splitlines() or [""])[0][:120]
-        print(f"  {first}", file=sys.stderr)  # an error's output says so itself
-
-    def notice(self, message: str) -> None:
-        print(f"coder: {message}", file=sys.stderr)
-
-
 def cmd_repl(cfg, args) -> int:
     if sys.stdin.isatty() and sys.stdout.isatty():
         from coder import repl
@@ -472,6 +384,7 @@ def cmd_repl(cfg, args) -> int:
 def line_loop(cfg) -> int:
     """Piped stdin: one task per line, plain output (scripts, tests)."""
     from coder import agent as agent_mod
+    from coder.query import PlainSink
     from coder.runtime import open_runtime
 
     sink = PlainSink()

@@ -12,7 +12,7 @@ import hashlib
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from coder import config as config_mod
@@ -20,6 +20,7 @@ from coder import server as srv
 from coder.agent import Agent, system_prompt
 from coder.config import Config, ConfigError, log_dir
 from coder.context import Budget
+from coder.instructions import Instructions, load_instructions, user_dir
 from coder.llm import Client
 from coder.log import Logger, Recorder
 from coder.tools import ToolContext
@@ -47,6 +48,7 @@ class Runtime:
     agent: Agent  # its tool_ctx.approve refuses until the caller sets its own
     cancel: threading.Event
     notify: Notifier
+    instructions: Instructions = field(default_factory=Instructions)  # AGENTS.md and the like
     end_reason: str = "exit"  # for session_end; the caller may set it (-q: the turn's stop)
 
 
@@ -64,7 +66,9 @@ def open_runtime(cfg: Config, notify: Callable[[str], None]) -> Iterator[Runtime
     Tool approval starts as "refuse": the caller sets `rt.agent.tool_ctx.approve`."""
     root = workspace_root(cfg)
     tool_names = offered_tools(cfg, root)
-    system = {"role": "system", "content": system_prompt(cfg)}  # a bad path fails before the server
+    instructions = load_instructions(root, user_dir())
+    # a bad system prompt path fails before the server starts
+    system = {"role": "system", "content": system_prompt(cfg) + instructions.prompt()}
     try:
         logger = Logger(
             log_dir(cfg),
@@ -103,7 +107,7 @@ def open_runtime(cfg: Config, notify: Callable[[str], None]) -> Iterator[Runtime
             max_output_bytes=cfg.tools.shell.max_output_bytes,
             cancel=cancel,
         )
-        for warning in server_warnings(cfg, client.props(), n_ctx):
+        for warning in [*instructions.notices, *server_warnings(cfg, client.props(), n_ctx)]:
             notifier(warning)
         agent = Agent(
             client=client,
@@ -122,7 +126,7 @@ def open_runtime(cfg: Config, notify: Callable[[str], None]) -> Iterator[Runtime
             git_head=git_head(root),
             extra={"tool_protocol": client.resolve_protocol(cfg.llm.tool_protocol)},
         )
-        rt = Runtime(cfg, logger, recorder, server, client, agent, cancel, notifier)
+        rt = Runtime(cfg, logger, recorder, server, client, agent, cancel, notifier, instructions)
         yield rt
     except BaseException as exc:
         if rt is not None and rt.end_reason == "exit":

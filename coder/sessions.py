@@ -1,7 +1,8 @@
 """Saved conversations: one versioned JSON file per name in repl.sessions_dir.
 
-A file holds {"version", "name", "created", "updated", "messages", "tools",
-"config"}; the config snapshot has its api key redacted. Writes are atomic (temp
+A file holds {"version", "name", "created", "updated", "workspace", "messages",
+"tools", "config"}; the REPL saves every conversation as it goes (after each turn), so
+`coder -c` resumes the last one of a workspace; the config snapshot has its api key redacted. Writes are atomic (temp
 file in the same directory, fsync, rename), so a crash leaves the old file or the
 new one, never half of either. Reading checks everything before anything is
 returned: a corrupt, truncated or newer-version file raises SessionError and the
@@ -41,6 +42,7 @@ class SessionInfo:
     first_user: str
     messages: int
     error: str | None = None  # set when the file cannot be read
+    workspace: str | None = None  # where the conversation took place
 
 
 def sanitize_name(name: str) -> str:
@@ -76,6 +78,7 @@ def save(
     messages: list[dict],
     tools: list[dict] | None = None,
     config: dict | None = None,
+    workspace: str | None = None,
 ) -> Path:
     """Write the conversation atomically; keeps `created` of an existing file of that name."""
     path = session_path(directory, name)
@@ -88,6 +91,7 @@ def save(
         "name": path.stem,
         "created": created,
         "updated": now,
+        "workspace": workspace,
         "messages": messages,
         "tools": tools or [],
         "config": scrub(config or {}),  # api_key and the like become REDACTED
@@ -181,8 +185,9 @@ def message_problem(m: Any) -> str | None:
     return None
 
 
-def list_sessions(directory: str | os.PathLike) -> list[SessionInfo]:
-    """Every saved session, newest first; unreadable files are listed with their error."""
+def list_sessions(directory: str | os.PathLike, workspace: str | None = None) -> list[SessionInfo]:
+    """Every saved session, newest first (those of `workspace` before the others);
+    unreadable files are listed with their error."""
     d = Path(directory).expanduser()
     if not d.is_dir():
         return []
@@ -208,10 +213,39 @@ def list_sessions(directory: str | os.PathLike) -> list[SessionInfo]:
                 float(updated) if isinstance(updated, int | float) else _mtime(path),
                 line,
                 len(data["messages"]),
+                workspace=data.get("workspace") if isinstance(data.get("workspace"), str) else None,
             )
         )
     out.sort(key=lambda s: s.updated or 0, reverse=True)
+    if workspace is not None:
+        out.sort(key=lambda s: s.workspace != workspace)  # stable: newest first within each
     return out
+
+
+def latest(directory: str | os.PathLike, workspace: str) -> SessionInfo | None:
+    """The most recently saved readable conversation of `workspace` (`coder -c`)."""
+    return next(
+        (
+            s
+            for s in list_sessions(directory, workspace)
+            if s.workspace == workspace and not s.error
+        ),
+        None,
+    )
+
+
+def auto_name(workspace: str) -> str:
+    """A new conversation's file name: the workspace's directory name and the time."""
+    stem = re.sub(r"[^\w.\-]+", "-", Path(workspace).name).strip(".-")[:40] or "session"
+    return f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(2).hex()}"
+
+
+def conversation(data: dict, system: dict) -> list[dict]:
+    """A loaded session's messages, with `system` first when it was saved without one."""
+    messages = list(data["messages"])
+    if not messages or messages[0].get("role") != "system":
+        messages.insert(0, dict(system))
+    return messages
 
 
 def delete(directory: str | os.PathLike, name: str) -> Path:

@@ -20,6 +20,8 @@ from coder import provision
 def no_user_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
     """Tests (and the coder processes they start) never read the real ~/.config/coder."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
+    # nor write conversations into the real ~/.local/state/coder/sessions
+    monkeypatch.setenv("CODER_REPL__SESSIONS_DIR", str(tmp_path_factory.mktemp("sessions")))
 
 
 @pytest.fixture

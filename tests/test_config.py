@@ -241,3 +241,19 @@ def test_a_failed_start_leaves_no_empty_log_file(tmp_path):
     )
     assert proc.returncode == 3, proc.stderr
     assert list((tmp_path / "logs").glob("*.jsonl")) == []
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("read_file,grep", ["read_file", "grep"]),
+        ("read_file, grep ,", ["read_file", "grep"]),
+        ("[read_file, grep]", ["read_file", "grep"]),
+        ("read_file grep", ["read_file", "grep"]),
+    ],
+)
+def test_list_settings_from_the_environment(text, expected):
+    cfg = config.load(None, {}, env={"CODER_AGENT__TOOLS": text})
+    assert cfg.agent.tools == expected
+    cfg = config.load(None, {}, env={"CODER_LLM__SERVER__EXTRA_ARGS": '--lora "my file.gguf"'})
+    assert cfg.llm.server.extra_args == ["--lora", "my file.gguf"]

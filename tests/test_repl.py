@@ -220,3 +220,109 @@ def test_completion_of_commands_sessions_config_keys_and_paths(cfg):
         assert texts("look at REA") == ["README.md"]
         assert texts("open src/m") == ["src/main.py"]
         assert texts("see ../") == []  # nothing outside the workspace
+
+
+# -- conversations that survive /exit ----------------------------------------------------
+
+
+def test_every_turn_is_saved_and_a_new_repl_continues_it(cfg, srv):
+    srv.enqueue(stream_text("hello Ada"), stream_text("you are Ada"))
+    with repl_session(cfg) as s:
+        assert s.run("I am Ada\r/quit\r") == 0  # /quit is /exit
+        name = s.repl.state.session_name
+    [saved] = sessions.list_sessions(cfg.repl.sessions_dir)
+    assert saved.name == name and name.startswith("ws-") and saved.messages == 3
+    with repl_session(cfg) as s:
+        s.repl.resume(None)  # coder -c
+        assert f"loaded {name}: 3 messages" in s.out
+        assert s.run("who am I?\r/exit\r") == 0
+    assert user_texts(srv)[-1] == "who am I?"
+    assert [
+        m["content"] for m in srv.chat_requests()[-1].json["messages"] if m["role"] == "user"
+    ] == [
+        "I am Ada",
+        "who am I?",
+    ]
+    [saved] = sessions.list_sessions(cfg.repl.sessions_dir)  # the same file, grown
+    assert saved.name == name and saved.messages == 5
+
+
+def test_resume_without_a_name_offers_this_workspaces_conversations(cfg, srv):
+    ws = cfg.tools.workspace
+    msgs = [{"role": "system", "content": "s"}, {"role": "user", "content": "older one"}]
+    sessions.save(cfg.repl.sessions_dir, "a-old", msgs, workspace=str(Path(ws).resolve()))
+    sessions.save(cfg.repl.sessions_dir, "b-elsewhere", msgs, workspace="/somewhere/else")
+    with repl_session(cfg) as s:
+        sender = threading.Thread(target=s.pipe.send_text, args=("\r",), daemon=True)
+        sender.start()
+        s.repl.resume("")  # --resume: Enter takes the first, this workspace's
+        sender.join(10)
+        assert "1. " in s.out and "a-old" in s.out and "[else]" in s.out
+        assert "loaded a-old: 2 messages" in s.out
+
+
+def test_bang_runs_the_users_command_and_the_model_sees_its_output(cfg, srv):
+    srv.enqueue(stream_text("seen"))
+    with repl_session(cfg) as s:
+        assert s.run("!echo from-the-user; exit 3\rwhat did I run?\r/exit\r") == 0
+        assert "from-the-user" in s.out and "exit code 3" in s.out
+    sent = srv.chat_requests()[-1].json["messages"][-1]["content"]
+    assert "the user ran `echo from-the-user; exit 3`" in sent and "from-the-user" in sent
+    assert sent.endswith("what did I run?")
+
+
+def test_diff_shows_what_the_agents_edits_changed_this_session(cfg, srv):
+    new = '{"path": "README.md", "content": "hello\\nthere\\n"}'
+    created = '{"path": "notes/new.txt", "content": "fresh\\n"}'
+    srv.enqueue(
+        stream_tool_calls([("write_file", new)]),
+        stream_tool_calls([("write_file", created)]),
+        stream_text("done"),
+    )
+    with repl_session(cfg) as s:
+        assert s.run("/diff\redit it\r/diff\r/exit\r") == 0
+        assert "the agent has changed no file this session" in s.out
+        out = s.out.split("the agent has changed no file this session", 1)[1]
+        assert "--- a/README.md" in out and "-world" in out and "+there" in out
+        assert "--- /dev/null" in out and "+++ b/notes/new.txt" in out and "+fresh" in out
+
+
+def test_always_allows_that_command_prefix_for_the_session_and_a_reason_reaches_the_model(cfg, srv):
+    srv.enqueue(
+        stream_tool_calls([("run_shell", '{"command": "echo one"}')]),
+        stream_tool_calls([("run_shell", '{"command": "echo two"}')]),
+        stream_tool_calls([("run_shell", '{"command": "echo three; echo four"}')]),
+        stream_tool_calls([("run_shell", '{"command": "ls -la"}')]),
+        stream_text("done"),
+    )
+    with repl_session(cfg) as s:
+        s.run("go\ra\ry\rnot now, use read_file\r/exit\r")
+        assert "[a]lways `echo` commands this session" in s.out
+        results = [m["content"] for m in s.messages if m.get("role") == "tool"]
+    assert "one" in results[0] and "two" in results[1]  # the second was not asked
+    assert "three" in results[2]  # control characters: asked again (answered y)
+    assert "not approved" in results[3] and "the user said: not now, use read_file" in results[3]
+    assert s.out.count("wants to run") == 3
+
+
+@pytest.mark.parametrize(
+    "command, prefix",
+    [
+        ("pytest -q tests", "pytest"),
+        ("git status", "git status"),
+        ("make test", "make test"),
+        ("echo one", "echo"),
+        ("pytest; rm -rf ~", None),
+        ("echo $(id)", None),
+        ("cat x > y", None),
+        ("FOO=1 make", None),
+        ("a && b", None),
+    ],
+)
+def test_what_always_covers(command, prefix):
+    from coder.repl.approvals import command_prefix, covers
+
+    assert command_prefix(command) == prefix
+    assert not covers("pytest", "pytest -q | sh")
+    assert covers("pytest", "pytest tests/x.py -k y")
+    assert not covers("git status", "git push")

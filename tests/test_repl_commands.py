@@ -65,6 +65,7 @@ def test_commands_need_no_server_and_no_prompt(tmp_path):
             "sessions",
             "tools",
             "stats",
+            "context",
             "undo",
             "good",
             "config llm.sampling.top_k 5",

@@ -32,12 +32,12 @@ WIDTH, HEIGHT = 110, 40
 
 
 class Tmux:
-    def __init__(self, tmp: Path, env: dict[str, str]) -> None:
-        self.socket = f"coder-e2e-{os.getpid()}-{tmp.name}"
+    def __init__(self, tmp: Path, env: dict[str, str], *args: str) -> None:
+        self.socket = f"coder-e2e-{os.getpid()}-{tmp.name}-{len(args)}"
         cwd = tmp / "ws"
         cwd.mkdir(exist_ok=True)
         exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-        command = " ".join(shlex.quote(c) for c in CODER)
+        command = " ".join(shlex.quote(c) for c in [*CODER, *args])
         shell = f"env {exports} {command}; echo EXITED:$?; sleep 120"
         self.tmux(
             "new-session",
@@ -94,6 +94,7 @@ def coder_env(tmp: Path, **extra: str) -> dict[str, str]:
     env = {
         "HOME": str(home),
         "XDG_STATE_HOME": str(home / "state"),
+        "CODER_REPL__SESSIONS_DIR": str(home / ".local" / "state" / "coder" / "sessions"),
         "CODER_LOG_DIR": str(tmp / "logs"),
         "TERM": "xterm-256color",
         "LANG": "C.UTF-8",
@@ -160,6 +161,38 @@ def test_ask_save_clear_load_exit(engine_url, tmp_path):
             assert resp.status == 200
     finally:
         t.close()
+
+
+def test_continue_resumes_the_last_conversation_after_exit(engine_url, tmp_path):
+    from coder.log import list_log_files, read_sessions
+
+    # one step a turn: what is asked here is the history, not what the model makes of it
+    env = coder_env(tmp_path, CODER_BASE_URL=engine_url, CODER_AGENT__MAX_STEPS="1")
+    question = "My name is Ada. Say hello."
+    t = Tmux(tmp_path, env)
+    try:
+        t.wait_for(r"^>\s*$.*\| ctx \d+/8192", timeout=120)
+        t.type(question)
+        t.wait_idle_after(question)
+        t.type("/exit")
+        t.wait_for(r"^EXITED:0$", timeout=60)
+    finally:
+        t.close()
+    t = Tmux(tmp_path, env, "-c")
+    try:
+        t.wait_for(r"loaded ws-\S+: \d+ messages, 1 from you", timeout=120)
+        t.type("What is my name?")
+        t.wait_idle_after("What is my name?")
+        t.type("/exit")
+        t.wait_for(r"^EXITED:0$", timeout=60)
+    finally:
+        t.close()
+    first, second = sorted(
+        read_sessions(list_log_files(tmp_path / "logs")), key=lambda s: s.first_ts
+    )
+    sent = second.calls[0].request["messages"]
+    asked = [m["content"] for m in sent if m["role"] == "user"]  # json protocol: results too
+    assert asked[0] == question and asked[-1] == "What is my name?"
 
 
 def test_exit_stops_the_server_coder_started(model_path, tmp_path):

@@ -65,9 +65,7 @@ def coerce(value: Any, hint: Any, key: str, source: str, from_text: bool = False
         )
     if origin is list:
         if from_text and isinstance(value, str):
-            import shlex
-
-            value = shlex.split(value)
+            value = _text_list(value, key, source)
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return value
         raise ConfigError(f"{source}: '{key}' must be a list of strings, got {_kind(value)}")
@@ -82,6 +80,27 @@ def coerce(value: Any, hint: Any, key: str, source: str, from_text: bool = False
     if not isinstance(value, hint):
         raise ConfigError(f"{source}: '{key}' must be {_type_name(hint)}, got {_kind(value)}")
     return value
+
+
+def _text_list(text: str, key: str, source: str) -> Any:
+    """A list from the environment or the command line: `[a, b]` (YAML), `a,b`, or
+    words as a shell splits them (`--flag "a b"`)."""
+    import shlex
+
+    stripped = text.strip()
+    if stripped.startswith("["):
+        import yaml
+
+        try:
+            return yaml.safe_load(stripped)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{source}: '{key}': not a list: {exc}") from None
+    if "," in stripped:
+        return [item.strip() for item in stripped.split(",") if item.strip()]
+    try:
+        return shlex.split(stripped)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: '{key}': {exc}") from None
 
 
 def _parse_text(text: str, hint: Any, key: str, source: str) -> Any:

@@ -8,6 +8,7 @@ tool and returns to the prompt; Ctrl-C twice at an empty prompt, or Ctrl-D, exit
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 import signal
 import threading
@@ -27,10 +28,13 @@ from rich.panel import Panel
 from rich.text import Text
 
 from coder import agent as agent_mod
+from coder import sessions
+from coder import tools as toolbox
 from coder.atomic import atomic_write
 from coder.chat import Stop
 from coder.config import Config
 from coder.render import RichSink, markdown
+from coder.repl import approvals
 from coder.repl.commands import EXIT, Commands, model_name
 from coder.repl.input import ReplCompleter, open_history
 from coder.repl.state import ReplState
@@ -62,6 +66,7 @@ class Repl:
         self.state = ReplState()
         self.commands = Commands(rt, console, self.state)
         self._ctrl_c_armed = False
+        self._autosave_failed = False
         self._yes_no: PromptSession | None = None
         self.session: PromptSession = PromptSession(
             history=history or open_history(self.cfg.repl.history_file, self.notify),
@@ -145,8 +150,14 @@ class Repl:
         else:
             self.sink.notice(message)
 
-    def approve(self, name: str, what: str) -> bool:
-        """y/n before run_shell or git_commit (tools.shell.approval: ask)."""
+    def approve(self, name: str, what: str) -> bool | str:
+        """Before run_shell or git_commit (tools.shell.approval: ask): y, n, a (always,
+        for the session) or a reason to refuse, which goes back to the model."""
+        always = self.state.approvals
+        if always.allowed(name, what):
+            self.sink.notice(f"{name}: allowed for this session ({what.splitlines()[0][:80]})")
+            return True
+        label = always.always_label(name, what)
         with self.sink.pause():
             title = f"{name} wants to run"
             self.console.print(
@@ -158,12 +169,17 @@ class Repl:
                 self._yes_no = PromptSession(
                     input=self.input, output=self.output, history=InMemoryHistory()
                 )
+            choices = "[y]es, [n]o" + (f", [a]lways {label} this session" if label else "")
+            self.console.print(Text(f"{choices}, or say why not", style="dim"))
             try:
-                answer = self._yes_no.prompt("allow? [y/N] ")
+                answer = self._yes_no.prompt("allow? ")
             except (KeyboardInterrupt, EOFError):
                 self.rt.cancel.set()  # Ctrl-C here cancels the whole turn
                 return False
-        return answer.strip().lower() in ("y", "yes")
+        verdict, remember = approvals.read_answer(answer)
+        if remember and label:
+            always.remember(name, what)
+        return verdict
 
     # -- main loop -------------------------------------------------------------------
 
@@ -199,8 +215,34 @@ class Repl:
         m = _COMMAND_RE.match(text.strip())
         if m:
             return self.commands.run(m.group(1), (m.group(2) or "").strip())
+        if text.lstrip().startswith("!"):
+            self.user_command(text.lstrip()[1:].strip())
+            return None
         self.turn(text)
         return None
+
+    def user_command(self, command: str) -> None:
+        """!command: the user runs a shell command in the workspace (theirs: nobody is
+        asked); its output goes to the model with the next request."""
+        if not command:
+            self.console.print(Text("usage: !COMMAND (runs it in the workspace)", "yellow"))
+            return
+        ctx = dataclasses.replace(self.rt.agent.tool_ctx, approval="auto")
+        self.rt.cancel.clear()
+        restore = self._install_sigint()
+        try:
+            result = toolbox.dispatch("run_shell", {"command": command}, ctx)
+        except KeyboardInterrupt:
+            self.console.print(Text("interrupted", "yellow"))
+            return
+        finally:
+            restore()
+            self.rt.cancel.clear()
+        self.console.print(Text(result.output), soft_wrap=True)
+        self.state.pending_notes.append(
+            f"the user ran `{command}` in the workspace:\n{result.output}"
+        )
+        self.console.print(Text("(the model sees this output with your next message)", "dim"))
 
     def keep_unsent(self, text: str) -> str:
         where = Path(self.cfg.repl.history_file).expanduser().parent / "unsent"
@@ -252,7 +294,53 @@ class Repl:
         for call in result.calls:
             self.state.stats.observe_call(call["usage"], call["timings"])
         self._report(result)
+        self.autosave()
         return result
+
+    def autosave(self) -> None:
+        """Keep the conversation as it goes, so `coder -c` finds it after /exit (or a crash)."""
+        if len(self.rt.agent.messages) < 2:
+            return
+        name = self.state.session_name or sessions.auto_name(self.commands.workspace)
+        try:
+            self.state.session_name = self.commands.save_as(name).stem
+        except sessions.SessionError as exc:
+            if not self._autosave_failed:  # once: the REPL goes on without it
+                self.notify(f"the conversation is not being saved: {exc}")
+            self._autosave_failed = True
+
+    def resume(self, name: str | None) -> None:
+        """`coder -c` (name None: this workspace's latest) or `--resume [NAME]` ("": pick)."""
+        directory, here = self.cfg.repl.sessions_dir, self.commands.workspace
+        if name is None:
+            info = sessions.latest(directory, here)
+            if info is None:
+                self.notify(f"no earlier conversation in {here}: starting a new one")
+                return
+            name = info.name
+        elif name == "":
+            name = self._pick_session(directory, here)
+            if name is None:
+                return
+        self.commands.run("load", name)
+
+    def _pick_session(self, directory: str, here: str) -> str | None:
+        found = [s for s in sessions.list_sessions(directory, here) if not s.error][:20]
+        if not found:
+            self.notify(f"no saved conversations in {directory}: starting a new one")
+            return None
+        for i, s in enumerate(found, 1):
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.updated or 0))
+            where = "" if s.workspace == here else f" [{Path(s.workspace or '?').name}]"
+            self.console.print(Text(f"{i:3}. {when}  {s.name}{where}  {s.first_user[:60]}"))
+        picker = PromptSession(input=self.input, output=self.output, history=InMemoryHistory())
+        try:
+            answer = picker.prompt("resume which? [1] ").strip() or "1"
+        except (KeyboardInterrupt, EOFError):
+            return None
+        if answer.isdigit() and 1 <= int(answer) <= len(found):
+            return found[int(answer) - 1].name
+        return answer  # a name typed in: /load reports it if there is none
 
     def _report(self, result: agent_mod.TurnResult) -> None:
         """What the streamed output did not already say about how the turn ended."""
@@ -306,4 +394,8 @@ def main(cfg: Config, args: Any = None) -> int:
             rt = stack.enter_context(open_runtime(cfg, notify))
         repl = Repl(rt, console)
         repl.banner()
+        if getattr(args, "continue_", False):
+            repl.resume(None)
+        elif getattr(args, "resume", None) is not None:
+            repl.resume(args.resume)
         return repl.run()

@@ -104,6 +104,10 @@ class Commands:
     def sessions_dir(self) -> str:
         return self.cfg.repl.sessions_dir
 
+    @property
+    def workspace(self) -> str:
+        return str(self.agent.tool_ctx.workspace.root)
+
     def say(self, message: str, style: str = "") -> None:
         self.out.print(Text(message, style=style), soft_wrap=True)
 
@@ -128,16 +132,20 @@ class Commands:
     def cmd_save(self, arg: str) -> None:
         """/save [NAME]
         save the conversation (default name: the current one, else a timestamp)"""
-        name = arg or self.state.session_name or time.strftime("session-%Y%m%d-%H%M%S")
-        path = sessions.save(
+        name = arg or self.state.session_name or sessions.auto_name(self.workspace)
+        path = self.save_as(name)
+        self.state.session_name = path.stem
+        self.say(f"saved {path.stem} ({len(self.agent.messages)} messages) to {path}", "green")
+
+    def save_as(self, name: str):
+        return sessions.save(
             self.sessions_dir,
             name,
             self.agent.messages,
             self.agent.tools,
             config_mod.as_dict(self.cfg),
+            workspace=self.workspace,
         )
-        self.state.session_name = path.stem
-        self.say(f"saved {path.stem} ({len(self.agent.messages)} messages) to {path}", "green")
 
     def complete_save(self) -> list[str]:
         return [s.name for s in sessions.list_sessions(self.sessions_dir)]
@@ -149,9 +157,7 @@ class Commands:
             self.say("usage: /load NAME (/sessions lists them)", "yellow")
             return
         data = sessions.load(self.sessions_dir, arg)  # raises before anything changes
-        messages = data["messages"]
-        if messages[0].get("role") != "system":
-            messages.insert(0, dict(self.agent.messages[0]))
+        messages = sessions.conversation(data, self.agent.messages[0])
         dropped = len(self.agent.messages) - 1
         before = self.agent.budget.last_prompt_tokens
         self.agent.messages[:] = messages
@@ -176,7 +182,7 @@ class Commands:
     def cmd_sessions(self, arg: str) -> None:
         """/sessions
         list saved conversations"""
-        found = sessions.list_sessions(self.sessions_dir)
+        found = sessions.list_sessions(self.sessions_dir, self.workspace)
         if not found:
             self.say(f"no saved sessions in {self.sessions_dir}", "dim")
             return
@@ -192,6 +198,8 @@ class Commands:
         for s in found:
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.updated)) if s.updated else "?"
             first = Text(f"({s.error})", style="red") if s.error else Text(s.first_user[:500])
+            if s.workspace and s.workspace != self.workspace and not s.error:
+                first = Text.assemble((f"[{Path(s.workspace).name}] ", "dim"), first)
             cells = [s.name, when, str(s.messages) if not s.error else "-", first]
             table.add_row(*cells[: len(table.columns)])
         self.out.print(table)
@@ -292,6 +300,38 @@ class Commands:
                 ),
             ]
         )
+
+    def cmd_context(self, arg: str) -> None:
+        """/context
+        what the model sees besides the conversation: system prompt, instructions, size"""
+        agent = self.agent
+        system = agent.messages[0].get("content") or ""
+        rows = [
+            (
+                "system prompt",
+                f"{len(system):,} characters, ~{agent.budget.estimate([agent.messages[0]]):,} tokens",
+            )
+        ]
+        for path, text in self.rt.instructions.files:
+            rows.append(("instructions", f"{path} ({len(text):,} characters)"))
+        if not self.rt.instructions.files:
+            rows.append(
+                (
+                    "instructions",
+                    "none (AGENTS.md or CODER.md in the workspace or the user config dir)",
+                )
+            )
+        rows.append(("tools", f"{len(agent.tools)} offered"))
+        used = agent.budget.estimate(agent.messages)
+        rows.append(
+            (
+                "conversation",
+                f"{len(agent.messages) - 1} messages, ~{used:,} tokens of {agent.budget.n_ctx or '?'}",
+            )
+        )
+        self._table(rows)
+        for note in self.rt.instructions.notices:
+            self.say(note, "yellow")
 
     def cmd_tools(self, arg: str) -> None:
         """/tools
@@ -428,10 +468,31 @@ class Commands:
         self.state.pending_notes.append(f"the user undid your last file edit ({note})")
         self.say(note, "green")
 
+    def cmd_diff(self, arg: str) -> None:
+        """/diff
+        what the agent's file edits changed this session, as one diff"""
+        text = session_diff(self.agent.tool_ctx.workspace)
+        if not text:
+            self.say("the agent has changed no file this session", "dim")
+            return
+        from rich.syntax import Syntax
+
+        self.out.print(Syntax(text, "diff", theme="ansi_dark", word_wrap=True))
+        self.say(
+            "(edits by the file tools; what shell commands changed is not tracked: "
+            "in a git repository, git diff shows everything)",
+            "dim",
+        )
+
     def cmd_exit(self, arg: str) -> str:
         """/exit
         leave coder (Ctrl-D does too)"""
         return EXIT
+
+    def cmd_quit(self, arg: str) -> str:
+        """/quit
+        leave coder (as /exit)"""
+        return self.cmd_exit(arg)
 
 
 def model_name(rt: Runtime) -> str:
@@ -465,3 +526,36 @@ def _redacted_value(key: str, value: Any, cfg: config_mod.Config) -> Any:
     if dataclasses.is_dataclass(value):
         return dataclasses.asdict(value)
     return value
+
+
+def session_diff(workspace: Any) -> str:
+    """A unified diff of every file the agent's tools wrote, from its content before the
+    first edit of the session (as the undo journal kept it) to its content now."""
+    first: dict[str, Any] = {}
+    for edit in workspace.journal:
+        first.setdefault(edit.path, edit)
+    out: list[str] = []
+    for path, edit in sorted(first.items()):
+        if not edit.kept:
+            out.append(f"# {path}: the file was too large to keep; no diff\n")
+            continue
+        now_path = workspace.root / path
+        now = now_path.read_bytes() if now_path.is_file() else None
+        if now == edit.before:
+            continue
+        if b"\0" in (edit.before or b"") or b"\0" in (now or b""):
+            out.append(f"Binary file {path} changed\n")
+            continue
+        before = (edit.before or b"").decode("utf-8", "replace").splitlines(keepends=True)
+        after = (now or b"").decode("utf-8", "replace").splitlines(keepends=True)
+        lines = difflib.unified_diff(
+            before,
+            after,
+            "/dev/null" if edit.before is None else f"a/{path}",
+            "/dev/null" if now is None else f"b/{path}",
+        )
+        out.extend(
+            line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+            for line in lines
+        )
+    return "".join(out)

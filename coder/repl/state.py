@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from coder.agent import TurnResult
+from coder.repl.approvals import Approvals
 
 
 @dataclass
@@ -41,3 +42,4 @@ class ReplState:
     stats: Stats = field(default_factory=Stats)
     last_result: TurnResult | None = None  # of the last turn run
     pending_notes: list[str] = field(default_factory=list)  # go before the next request
+    approvals: Approvals = field(default_factory=Approvals)  # "always" answers
