@@ -191,6 +191,7 @@ PATH_KEYS = (
     "logging.dir",
     "llm.server.model_path",
     "llm.server.chat_template_file",
+    "llm.model_dirs",
     "agent.system_prompt",
     "repl.history_file",
     "repl.sessions_dir",
@@ -204,3 +205,6 @@ def _anchor_paths(cfg: Config, data: dict, base: Path) -> None:
             node = node.get(part) if isinstance(node, dict) else None
         if isinstance(node, str) and not Path(node).expanduser().is_absolute():
             set_key(cfg, key, str(base / node), source="config")
+        elif isinstance(node, list) and all(isinstance(n, str) for n in node):
+            anchored = [n if Path(n).expanduser().is_absolute() else str(base / n) for n in node]
+            set_key(cfg, key, anchored, source="config")
