@@ -346,6 +346,32 @@ class Commands:
             "green",
         )
 
+    def cmd_project(self, arg: str) -> None:
+        """/project
+        the workspace's languages, build system, test/lint/format commands and layout"""
+        from coder.project import detect
+
+        info = detect(self.agent.tool_ctx.workspace)
+
+        def commands(found: list) -> str:
+            return "\n".join(f"{c.command}  ({c.source})" for c in found) or "none found"
+
+        self._table(
+            [
+                ("workspace", str(info.root)),
+                (
+                    "languages",
+                    ", ".join(f"{lang} ({n})" for lang, n in info.languages[:8]) or "none found",
+                ),
+                ("build", ", ".join(b.name for b in info.build_systems) or "none found"),
+                ("test", commands(info.test)),
+                ("lint", commands(info.lint)),
+                ("format", commands(info.format)),
+                ("layout", " ".join(info.layout) or "(empty)"),
+                *(("note", n) for n in info.notes),
+            ]
+        )
+
     def cmd_tools(self, arg: str) -> None:
         """/tools
         list the tools the model can call"""
