@@ -103,3 +103,20 @@ def test_a_reused_server_is_never_restarted(tmp_path, shelf, engine_url):
     out = console.file.getvalue()
     assert "was not started by this coder, so coder never restarts it" in out
     assert "--model second" in out
+
+
+def test_a_model_that_does_not_start_brings_the_previous_one_back(tmp_path, shelf):
+    from coder.agent import run_turn
+    from tests.gguf_files import write_gguf
+
+    write_gguf(shelf / "broken-header-only.gguf")  # a header, no weights: llama.cpp refuses it
+    cfg = managed_config(tmp_path, shelf)
+    console = Console(file=io.StringIO(), width=200, color_system=None)
+    with open_runtime(cfg, lambda m: None) as rt:
+        Commands(rt, console).run("model", "broken")
+        out = console.file.getvalue()
+        assert "the previous model is back" in out, out
+        assert props(cfg.llm.base_url)["model_path"].endswith("first-smol.gguf")
+        assert cfg.llm.server.model_path.endswith("first-smol.gguf")
+        result = run_turn(rt.agent, "Say hello.", PlainSink(stream_text=False), rt.cancel)
+        assert result.error is None
