@@ -108,6 +108,11 @@ def build_parser():
     )
     srv.add_argument("action", choices=["status", "start", "stop"])
 
+    models = sub.add_parser(
+        "models", parents=[sub_common], help="list the GGUF models in llm.model_dirs"
+    )
+    models.add_argument("--json", action="store_true", help="one JSON object per model")
+
     exp = sub.add_parser("export", parents=[sub_common], help="turn logs into training data")
     exp.add_argument(
         "--format",
@@ -198,6 +203,13 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         cfg = config_mod.load(args.config, overrides(args))
+        if args.model:  # a path, or a unique part of a name `coder models` lists
+            from coder import models
+
+            dirs = models.model_dirs(cfg.llm.model_dirs)
+            cfg.llm.server.model_path = str(models.resolve(args.model, dirs))
+        if args.command == "models":
+            return cmd_models(cfg, args)
         if args.command == "setup":
             return cmd_setup(cfg, args)
         if args.command == "server":
@@ -270,6 +282,14 @@ def cmd_setup(cfg, args) -> int:
     say(f"server: {' '.join(choice.command)}\n        ({choice.reason})")
     say(f"url:    {cfg.llm.base_url}")
     say(f"logs:   {log_dir(cfg).resolve()}")
+    return EXIT_OK
+
+
+def cmd_models(cfg, args) -> int:
+    from coder import models
+
+    dirs = models.model_dirs(cfg.llm.model_dirs)
+    print(models.report(models.discover(dirs), dirs, as_json=args.json))
     return EXIT_OK
 
 

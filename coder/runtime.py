@@ -169,8 +169,8 @@ def server_warnings(cfg: Config, props: dict, n_ctx: int | None) -> list[str]:
 
 
 def offered_tools(cfg: Config, root: Path | None = None) -> list[str] | None:
-    """agent.tools, checked; by default every tool, less git's outside a repository
-    (a small model keeps calling them there)."""
+    """agent.tools, checked; by default the default tools (not the opt-in ones), less
+    git's outside a repository (a small model keeps calling them there)."""
     from coder import tools
     from coder.tools.git import in_repo
 
@@ -180,7 +180,7 @@ def offered_tools(cfg: Config, root: Path | None = None) -> list[str] | None:
         raise ConfigError(f"agent.tools: unknown tool {unknown[0]!r} (known: {known})")
     if cfg.agent.tools is not None or root is None or in_repo(root):
         return cfg.agent.tools
-    return [name for name in tools.REGISTRY if not name.startswith("git_")]
+    return [name for name in tools.default_tools() if not name.startswith("git_")]
 
 
 def model_identity(props: dict, cfg: Config, n_ctx: int | None) -> dict:

@@ -15,7 +15,7 @@ def rules(text: str) -> dict[str, str]:
 
 
 def test_every_tool_of_coder_has_a_grammar_branch():
-    grammar = reply_grammar(tools.schemas())
+    grammar = reply_grammar(tools.schemas(tools.REGISTRY))  # the opt-in tools too
     assert grammar is not None
     r = rules(grammar)
     assert r["root"] == " | ".join([f"call{i}" for i in range(len(tools.REGISTRY))] + ["answer"])

@@ -10,11 +10,23 @@ from __future__ import annotations
 from .approval import check_approval
 from .arguments import coerce, object_schema, parse_arguments, signature, validate
 from .output import ToolError, cap_bytes, cap_text, error_text
-from .registry import REGISTRY, Tool, ToolContext, ToolResult, dispatch, register, schemas
+from .registry import (
+    REGISTRY,
+    Tool,
+    ToolContext,
+    ToolResult,
+    default_tools,
+    dispatch,
+    register,
+    schemas,
+)
 
 # Imported for their side effect: each registers its tools, in this order (the order of
 # `schemas()`, and so of the tools in every prompt).
 from . import reading, editing, listing, git, search, shell  # noqa: F401  # isort: skip
+
+# opt-in (default=False): offered only when agent.tools names them
+from . import project, lint  # noqa: F401  # isort: skip
 
 __all__ = [
     "REGISTRY",
@@ -26,6 +38,7 @@ __all__ = [
     "cap_text",
     "check_approval",
     "coerce",
+    "default_tools",
     "dispatch",
     "error_text",
     "object_schema",

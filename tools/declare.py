@@ -27,12 +27,13 @@ F = TypeVar("F", bound=Callable[..., str])
 _SCALARS: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
 
 
-def tool(*, needs_approval: bool = False) -> Callable[[F], F]:
-    """Register the decorated function as a tool; the function itself is returned unchanged."""
+def tool(*, needs_approval: bool = False, default: bool = True) -> Callable[[F], F]:
+    """Register the decorated function as a tool; the function itself is returned unchanged.
+    `default=False` makes it opt-in: offered only when agent.tools names it."""
 
     def decorate(fn: F) -> F:
         description, parameters = function_schema(fn)
-        register(Tool(fn.__name__, description, parameters, fn, needs_approval))
+        register(Tool(fn.__name__, description, parameters, fn, needs_approval, default))
         return fn
 
     return decorate

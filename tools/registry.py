@@ -24,6 +24,8 @@ class Tool:
     parameters: dict  # JSON schema of the arguments object
     fn: Callable[..., str]  # fn(ctx, **arguments) -> output text; raise ToolError for a clean error
     needs_approval: bool = False
+    # offered when agent.tools is null; an opt-in tool (False) only when agent.tools names it
+    default: bool = True
 
 
 @dataclass
@@ -52,9 +54,15 @@ def register(tool: Tool) -> Tool:
     return tool
 
 
+def default_tools() -> list[str]:
+    """The tools offered when agent.tools is null: all but the opt-in ones, in order."""
+    return [name for name, t in REGISTRY.items() if t.default]
+
+
 def schemas(names: Iterable[str] | None = None) -> list[dict]:
-    """OpenAI `tools` entries for the named tools (all, in registration order, if None)."""
-    chosen = list(REGISTRY) if names is None else [n for n in names if n in REGISTRY]
+    """OpenAI `tools` entries for the named tools (the default ones, in registration
+    order, if None)."""
+    chosen = default_tools() if names is None else [n for n in names if n in REGISTRY]
     return [
         {
             "type": "function",

@@ -92,6 +92,12 @@ def run_shell(
     if not command.strip():
         raise ToolError("command is empty")
     check_approval(ctx, "run_shell", command)
+    return run_command(ctx, command, timeout)
+
+
+def run_command(ctx: ToolContext, command: str, timeout: int | None = None) -> str:
+    """Run an approved command line: its output (head + tail) and `[exit code N]`; a
+    timeout or Ctrl-C kills its whole process group (ToolError)."""
     limit = min(float(timeout), ctx.shell_timeout) if timeout else ctx.shell_timeout
     shell = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
     cap = max(1024, ctx.max_output_bytes - 256)

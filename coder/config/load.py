@@ -94,6 +94,12 @@ PROJECT_KEYS = (
 )
 
 
+# Tools offered only when agent.tools names them (`@tool(default=False)`; a test keeps
+# this list equal to the registry's). A project's agent.tools narrows the user's tool
+# list; when the user gave none, that list is the default tools, without these.
+OPT_IN_TOOLS = ("project_info", "lint")
+
+
 def _check_allowed(data: dict, allowed: tuple[str, ...], source: str, prefix: str = "") -> None:
     for key, value in data.items():
         dotted = f"{prefix}{key}"
@@ -160,6 +166,8 @@ def _apply_project(cfg: Config, path: Path) -> None:
             )
     if offered is not None and cfg.agent.tools is not None:
         cfg.agent.tools = [name for name in cfg.agent.tools if name in offered]
+    elif cfg.agent.tools is not None:
+        cfg.agent.tools = [name for name in cfg.agent.tools if name not in OPT_IN_TOOLS]
 
 
 def _read_yaml(path: Path) -> dict | None:
@@ -191,6 +199,7 @@ PATH_KEYS = (
     "logging.dir",
     "llm.server.model_path",
     "llm.server.chat_template_file",
+    "llm.model_dirs",
     "agent.system_prompt",
     "repl.history_file",
     "repl.sessions_dir",
@@ -204,3 +213,6 @@ def _anchor_paths(cfg: Config, data: dict, base: Path) -> None:
             node = node.get(part) if isinstance(node, dict) else None
         if isinstance(node, str) and not Path(node).expanduser().is_absolute():
             set_key(cfg, key, str(base / node), source="config")
+        elif isinstance(node, list) and all(isinstance(n, str) for n in node):
+            anchored = [n if Path(n).expanduser().is_absolute() else str(base / n) for n in node]
+            set_key(cfg, key, anchored, source="config")

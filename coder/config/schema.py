@@ -55,6 +55,7 @@ class LLMConfig:
     startup_timeout: float = 120.0
     request_timeout: float = 600.0
     tool_protocol: Literal["auto", "native", "json"] = "auto"
+    model_dirs: list[str] | None = None  # where `coder models` looks; None: coder.models defaults
     sampling: Sampling = field(default_factory=Sampling)
     server: ServerConfig = field(default_factory=ServerConfig)
 

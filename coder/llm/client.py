@@ -124,6 +124,12 @@ class Client:
             return {}  # not reachable yet: ask again next time
         return self._props
 
+    def forget_server(self) -> None:
+        """The server now serves another model: ask /props (and so the tool protocol of
+        `auto` and the context size) again."""
+        self._props = None
+        self._protocols = {}
+
     def resolve_protocol(self, setting: str) -> str:
         """auto|native|json -> native|json (auto asks /props for tool support)."""
         if setting in ("native", "json"):

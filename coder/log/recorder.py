@@ -118,6 +118,14 @@ class Recorder:
                 pid=os.getpid(),
             )
 
+    def model_changed(self, model: dict) -> None:
+        """Another model answers from now on (/model): later model_call records point at
+        its identity (a new model blob), earlier ones keep theirs."""
+        with self._lock:
+            model = scrub(dict(model), self._secrets)
+            model.pop("chat_template", None)
+            self._model_ref = self._blob(model, None, None)
+
     def user_message(self, turn: int, content: str) -> None:
         with self._lock:
             self._emit("user_message", turn, None, content=content)

@@ -22,6 +22,7 @@ from coder import sessions
 from coder.agent import Agent
 from coder.chat import Stop
 from coder.config import yaml_inline
+from coder.context import Budget
 from coder.repl.state import ReplState
 from coder.runtime import Runtime, offered_tools
 from coder.tools.workspace import WorkspaceError
@@ -277,8 +278,11 @@ class Commands:
         ctx.max_output_bytes = cfg.tools.shell.max_output_bytes
 
     def cmd_model(self, arg: str) -> None:
-        """/model
-        show the model, its server and the sampling settings"""
+        """/model [NAME]
+        show the model; NAME (a path or part of a name `coder models` lists) switches to it"""
+        if arg.strip():
+            self._switch_model(arg.strip())
+            return
         rt, cfg = self.rt, self.cfg
         props = getattr(rt.server, "props", None) or {}
         s = {k: yaml_inline(v) for k, v in dataclasses.asdict(cfg.llm.sampling).items()}
@@ -332,6 +336,81 @@ class Commands:
         self._table(rows)
         for note in self.rt.instructions.notices:
             self.say(note, "yellow")
+
+    def complete_model(self) -> list[str]:
+        from coder import models
+
+        return [p.name for p in models.gguf_files(models.model_dirs(self.cfg.llm.model_dirs))]
+
+    def _switch_model(self, name: str) -> None:
+        """Restart the managed server on another GGUF; the conversation stays, the tool
+        protocol and the context size are asked again, the log records the new model."""
+        from coder import models
+        from coder import server as srv
+        from coder.runtime import model_identity
+
+        rt = self.rt
+        path = models.resolve(name, models.model_dirs(self.cfg.llm.model_dirs))
+        serving = (rt.server.props or {}).get("model_path") or rt.server.model
+        if not rt.server.managed:
+            self.say(
+                f"the server at {rt.client.base_url} was not started by this coder, so coder "
+                f"never restarts it: it keeps serving {serving or 'its model'}. To use "
+                f"{path.name}, stop that server (or pick another --base-url) and start coder "
+                f"with --model {name}",
+                "yellow",
+            )
+            return
+        if not path.is_file():
+            self.say(f"model file not found: {path}", "red")
+            return
+        if serving and Path(serving).resolve() == path.resolve():
+            self.say(f"already serving {path.name}", "dim")
+            return
+        self.say(f"switching to {path.name}: restarting the server (the conversation stays)")
+        try:
+            srv.switch_model(
+                rt.server, self.cfg, config_mod.log_dir(self.cfg), str(path), rt.notify
+            )
+        except srv.ServerError as exc:
+            self.say(str(exc), "red")
+        finally:  # a new model (or the old one back): ask the server again
+            rt.client.forget_server()
+            n_ctx = rt.client.context_size()
+            self.agent.budget = Budget(n_ctx=n_ctx)  # another tokenizer: calibrate again
+            rt.recorder.model_changed(model_identity(rt.server.props, self.cfg, n_ctx))
+        protocol = rt.client.resolve_protocol(self.cfg.llm.tool_protocol)
+        self.say(
+            f"now serving {model_name(rt)} (context {n_ctx or '?'} tokens, {protocol} "
+            "tool protocol)",
+            "green",
+        )
+
+    def cmd_project(self, arg: str) -> None:
+        """/project
+        the workspace's languages, build system, test/lint/format commands and layout"""
+        from coder.project import detect
+
+        info = detect(self.agent.tool_ctx.workspace)
+
+        def commands(found: list) -> str:
+            return "\n".join(f"{c.command}  ({c.source})" for c in found) or "none found"
+
+        self._table(
+            [
+                ("workspace", str(info.root)),
+                (
+                    "languages",
+                    ", ".join(f"{lang} ({n})" for lang, n in info.languages[:8]) or "none found",
+                ),
+                ("build", ", ".join(b.name for b in info.build_systems) or "none found"),
+                ("test", commands(info.test)),
+                ("lint", commands(info.lint)),
+                ("format", commands(info.format)),
+                ("layout", " ".join(info.layout) or "(empty)"),
+                *(("note", n) for n in info.notes),
+            ]
+        )
 
     def cmd_tools(self, arg: str) -> None:
         """/tools

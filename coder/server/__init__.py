@@ -8,7 +8,7 @@ either. A server coder did not start is never stopped.
 from coder.server.command import API_KEY_ENV, build_command, redact, server_env, template_path
 from coder.server.detached import pidfile_path, pidfile_process, start_detached, stop_detached
 from coder.server.endpoint import Endpoint, Probe, ServerError, endpoint, http_get, probe
-from coder.server.manager import connect, start, stop, watch
+from coder.server.manager import connect, start, stop, switch_model, watch
 from coder.server.process import LOG_NAME, Server, log_tail
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "start_detached",
     "stop",
     "stop_detached",
+    "switch_model",
     "template_path",
     "watch",
 ]

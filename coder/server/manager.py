@@ -115,6 +115,36 @@ def launch(
         raise
 
 
+def switch_model(
+    server: Server, cfg: Config, log_dir: Path, model: str, notify: Notify = lambda m: None
+) -> None:
+    """Restart the managed `server` on another model file (`cfg.llm.server.model_path`
+    becomes `model`). If the new model does not come up, the old one is started again and
+    the error raised. A server coder did not start is never restarted: ServerError."""
+    if not server.managed:
+        raise ServerError(
+            f"the llama.cpp server on {server.endpoint.address} was not started by this "
+            f"coder, so it is not restarted; it keeps serving {server.props.get('model_path')}"
+        )
+    server._stopping.set()  # the watcher must not take the stop for a crash
+    if server._watch is not None:
+        server._watch.join()
+    if server.proc is not None:
+        kill_group(server.proc)
+    server._stopping = threading.Event()
+    old = cfg.llm.server.model_path
+    cfg.llm.server.model_path = model
+    try:
+        launch(server, cfg, Path(log_dir), notify)
+    except ServerError as exc:
+        cfg.llm.server.model_path = old
+        notify(f"{Path(model).name} did not start; starting the previous model again")
+        launch(server, cfg, Path(log_dir), notify)
+        raise ServerError(f"{exc}; the previous model is back") from None
+    finally:
+        watch(server, cfg, Path(log_dir), notify)
+
+
 def stop(server: Server | None) -> None:
     """Stop a server coder started; a reused one is left alone."""
     if server is None:
