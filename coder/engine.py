@@ -24,6 +24,7 @@ EXIT_BAD_ARGS = 2
 EXIT_START_FAILED = 1
 
 GGUF_MAGIC = b"GGUF"
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 class EngineArgumentError(Exception):
@@ -174,7 +175,7 @@ def serve(args: argparse.Namespace) -> int:
     check_model(args.model)
     check_port(args.host, args.port)
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, lambda *_: stop.set())
     params = to_params(args)
     import xllamacpp as xl
@@ -192,6 +193,11 @@ def serve(args: argparse.Namespace) -> int:
         flush=True,
     )
     stop.wait()
+    # llama-server's rule: the first signal stops gracefully, a second one at once. The
+    # graceful stop waits for a request in flight to finish, inside llama.cpp, holding
+    # the GIL: no Python handler could run, so the second signal gets the default action.
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
     del server
     print("engine: stopped", file=sys.stderr, flush=True)
     return 0

@@ -9,7 +9,15 @@ from coder.config import Config
 from coder.procs import kill_group
 from coder.server.command import build_command, server_env
 from coder.server.endpoint import Endpoint, ServerError, endpoint, probe
-from coder.server.process import LOG_NAME, Notify, Server, spawn, start_lock, wait_ready
+from coder.server.process import (
+    LOG_NAME,
+    Notify,
+    Server,
+    spawn,
+    start_lock,
+    stop_process,
+    wait_ready,
+)
 
 
 def resolve_model(cfg: Config, notify: Notify) -> str:
@@ -121,7 +129,7 @@ def stop(server: Server | None) -> None:
         return
     server._stopping.set()
     if server.managed and server.proc is not None:
-        kill_group(server.proc)
+        stop_process(server.proc)
 
 
 def watch(

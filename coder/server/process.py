@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from coder.procs import kill_group
+from coder.procs import group_alive, kill_group, signal_group
 from coder.server.command import redact
 from coder.server.endpoint import Endpoint, ServerError, probe
 
@@ -102,6 +102,25 @@ def spawn(
             preexec_fn=None if detached else _die_with_parent,
             close_fds=True,
         )
+
+
+# An idle llama.cpp server stops in about 0.1 s; one still serving a request waits for it
+# to finish (measured on the engine: the whole reply, 30 s and more), unless it gets a
+# second signal, which llama-server and the engine take as "stop now".
+SETTLE = 0.5
+
+
+def stop_process(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    """Stop a server coder started without waiting out a request in flight: SIGTERM,
+    after SETTLE seconds a second SIGTERM, after `grace` SIGKILL of the whole group."""
+    if proc.poll() is not None and not group_alive(proc.pid):
+        return
+    signal_group(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(SETTLE)
+    if proc.poll() is None:
+        signal_group(proc.pid, signal.SIGTERM)
+    kill_group(proc, grace=max(0.0, grace - SETTLE))
 
 
 def log_tail(path: Path | None, lines: int = 8) -> str:
