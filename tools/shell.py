@@ -2,7 +2,9 @@
 
 The command runs in its own session (process group). On timeout, Ctrl-C or
 cancel the whole group is killed, and so is anything it left running in the
-background when it ends: no stray processes, and no pipe held open forever.
+background when it ends: no stray processes, and no pipe held open forever. If coder
+itself dies without running any code (kill -9), coder's watchdog process stops the
+group (see coder/watchdog.py).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Annotated
 
 from ..procs import group_alive, kill_group
 from ..redact import env_secrets, is_coder_secret_env
+from ..watchdog import Watchdog
 from .approval import check_approval
 from .declare import Bounds, tool
 from .output import ToolError, cap_bytes
@@ -29,6 +32,8 @@ _ENV = {
     "TERM": "dumb",
     "NO_COLOR": "1",
 }
+# One per coder process; None runs commands unwatched (the benchmark's baseline).
+WATCHDOG: Watchdog | None = Watchdog()
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
 
 
@@ -104,6 +109,18 @@ def run_shell(
         start_new_session=True,
         env=command_env(),
     )
+    watchdog = WATCHDOG
+    if watchdog is not None:
+        watchdog.watch(proc.pid)
+    try:
+        return _supervise(ctx, proc, limit, cap)
+    finally:
+        if watchdog is not None:
+            watchdog.forget(proc.pid)
+
+
+def _supervise(ctx: ToolContext, proc: subprocess.Popen, limit: float, cap: int) -> str:
+    """Wait for the command within `limit` seconds, capture its output, stop its group."""
     assert proc.stdout is not None
     capture = _Capture(proc.stdout.fileno(), cap // 2, cap - cap // 2)
     deadline = time.monotonic() + limit
