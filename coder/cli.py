@@ -182,10 +182,12 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, _raise_exit)
 
     from coder import config as config_mod
+    from coder.redact import take_env_secrets
     from coder.server import ServerError
 
     try:
         cfg = config_mod.load(args.config, overrides(args))
+        take_env_secrets()  # the config has the key: no process coder starts gets it
         if args.command == "setup":
             return cmd_setup(cfg, args)
         if args.command == "server":

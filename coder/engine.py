@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--chat-template-file")
     a("-a", "--alias")
     a("--api-key")
+    a("--api-key-file", metavar="FNAME")
     a("--metrics", action="store_true")
     a("--slots", action="store_true")
     a("--no-slots", action="store_true")
@@ -140,9 +141,9 @@ def to_params(args: argparse.Namespace):
     if args.chat_template_file:
         p.use_jinja = True
         p.chat_template = Path(args.chat_template_file).read_text(encoding="utf-8")
-    api_key = args.api_key or os.environ.get("LLAMA_API_KEY")  # as llama-server does
-    if api_key:
-        p.api_keys = [api_key]
+    keys = api_keys(args)
+    if keys:
+        p.api_keys = keys
     p.endpoint_metrics = args.metrics
     p.endpoint_slots = not args.no_slots
     if args.cache_ram is not None:
@@ -159,6 +160,23 @@ def to_params(args: argparse.Namespace):
     if args.no_webui:
         p.ui = False
     return p
+
+
+def api_keys(args: argparse.Namespace) -> list[str]:
+    """As llama-server: --api-key, else the non-empty lines of --api-key-file (coder
+    passes a pipe, /dev/fd/N), else $LLAMA_API_KEY."""
+    if args.api_key:
+        return [args.api_key]
+    if args.api_key_file:
+        try:
+            text = Path(args.api_key_file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise OSError(
+                f"--api-key-file: cannot read {args.api_key_file}: {exc.strerror}"
+            ) from None
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    key = os.environ.get("LLAMA_API_KEY")
+    return [key] if key else []
 
 
 def _ggml_type(xl, name: str, flag: str):

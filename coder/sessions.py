@@ -1,7 +1,7 @@
 """Saved conversations: one versioned JSON file per name in repl.sessions_dir.
 
 A file holds {"version", "name", "created", "updated", "messages", "tools",
-"config"}; the config snapshot has its api key redacted. Writes are atomic (temp
+"config"}; secrets are masked in all of it, as in the log. Writes are atomic (temp
 file in the same directory, fsync, rename), so a crash leaves the old file or the
 new one, never half of either. Reading checks everything before anything is
 returned: a corrupt, truncated or newer-version file raises SessionError and the
@@ -15,12 +15,13 @@ import json
 import os
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from coder.atomic import atomic_write
-from coder.redact import scrub
+from coder.redact import env_secrets, scrub, usable_secrets
 
 VERSION = 1
 SUFFIX = ".json"
@@ -76,8 +77,13 @@ def save(
     messages: list[dict],
     tools: list[dict] | None = None,
     config: dict | None = None,
+    secrets: Iterable[str | None] = (),
 ) -> Path:
-    """Write the conversation atomically; keeps `created` of an existing file of that name."""
+    """Write the conversation atomically; keeps `created` of an existing file of that name.
+
+    Masked as in the log: `secrets` (the config's api key) and coder's keys from its
+    environment, wherever they appear (a pasted key, a tool's output)."""
+    masked = usable_secrets([*secrets, *env_secrets()])
     path = session_path(directory, name)
     now = time.time()
     created = now
@@ -88,9 +94,9 @@ def save(
         "name": path.stem,
         "created": created,
         "updated": now,
-        "messages": messages,
+        "messages": scrub(messages, masked),
         "tools": tools or [],
-        "config": scrub(config or {}),  # api_key and the like become REDACTED
+        "config": scrub(config or {}, masked),  # api_key and the like become REDACTED
     }
     try:
         blob = _encode(data)

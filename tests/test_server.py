@@ -17,6 +17,7 @@ import pytest
 from coder import config, engine, server
 from coder.config import Config, ConfigError, Sampling
 from coder.llm import Client
+from coder.server.process import key_pipe
 from tests.conftest import free_port, wait_healthy
 
 # The model ran (exit 0), or ran and did not finish the task (exit 1: a tiny model's
@@ -90,8 +91,15 @@ def test_every_flag_the_builder_emits_parses_in_the_engine(tmp_path):
     assert (args.threads, args.n_gpu_layers, args.n_cpu_moe) == (2, 0, 1)
     cfg.llm.server.jinja = False
     assert engine.parse_args(server.build_command(cfg, [], "/m.gguf")).jinja is False
-    # the key travels in the environment, never on the command line (ps shows argv)
-    assert "secret" not in cmd and server.server_env(cfg)[server.API_KEY_ENV] == "secret"
+    # the key travels through a pipe, never on the command line (ps shows argv) nor in the
+    # environment (/proc/PID/environ)
+    assert "secret" not in cmd and server.API_KEY_ENV not in server.server_env(cfg)
+    fd = key_pipe("secret")
+    try:
+        args = engine.parse_args([*cmd, "--api-key-file", f"/dev/fd/{fd}"])
+        assert engine.api_keys(args) == ["secret"]
+    finally:
+        os.close(fd)
 
 
 def test_chat_template_file_may_name_a_shipped_template(tmp_path):

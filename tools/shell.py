@@ -18,7 +18,7 @@ import time
 from typing import Annotated
 
 from ..procs import group_alive, kill_group
-from ..redact import env_secrets, is_coder_secret_env
+from ..redact import without_secrets
 from ..watchdog import Watchdog
 from .approval import check_approval
 from .declare import Bounds, tool
@@ -78,9 +78,7 @@ class _Capture:
 def command_env() -> dict[str, str]:
     """The environment of the model's commands: coder's own keys left out in every form,
     and so is any other variable holding one of their values."""
-    secrets = set(env_secrets())
-    env = {k: v for k, v in os.environ.items() if not is_coder_secret_env(k) and v not in secrets}
-    return {**env, **_ENV}
+    return {**without_secrets(os.environ), **_ENV}
 
 
 @tool(needs_approval=True)

@@ -135,6 +135,7 @@ class Commands:
             self.agent.messages,
             self.agent.tools,
             config_mod.as_dict(self.cfg),
+            secrets=[self.cfg.llm.api_key],
         )
         self.state.session_name = path.stem
         self.say(f"saved {path.stem} ({len(self.agent.messages)} messages) to {path}", "green")

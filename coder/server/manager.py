@@ -113,7 +113,9 @@ def launch(
         f"starting llama.cpp server on {server.endpoint.address} ({choice.kind}) "
         f"with {Path(model).name}"
     )
-    server.proc = spawn(server.command, server.log_path, server.env, detached=detached)
+    server.proc = spawn(
+        server.command, server.log_path, server.env, detached=detached, api_key=cfg.llm.api_key
+    )
     server.managed = True
     try:
         server.props = wait_ready(server, cfg.llm.startup_timeout, cfg.llm.api_key)

@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import fcntl
 import os
+import select
 import signal
 import subprocess
 import threading
@@ -83,8 +84,43 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def key_pipe(api_key: str) -> int:
+    """The read end of a pipe holding the key and a newline, its write end closed: the
+    server reads it as `--api-key-file /dev/fd/N` (llama-server and the engine alike)."""
+    data = api_key.encode() + b"\n"
+    if len(data) > select.PIPE_BUF * 8:  # would not fit the pipe's buffer: write would block
+        raise ServerError("llm.api_key: longer than 32 KiB; that is not an api key")
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, data)
+    finally:
+        os.close(write_end)
+    return read_end
+
+
 def spawn(
-    command: list[str], log_path: Path, env: dict[str, str] | None = None, detached: bool = False
+    command: list[str],
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    detached: bool = False,
+    api_key: str | None = None,
+) -> subprocess.Popen:
+    key_fd = key_pipe(api_key) if api_key else None
+    if key_fd is not None:
+        command = [*command, "--api-key-file", f"/dev/fd/{key_fd}"]
+    try:
+        return _popen(command, log_path, env, detached, key_fd)
+    finally:
+        if key_fd is not None:
+            os.close(key_fd)
+
+
+def _popen(
+    command: list[str],
+    log_path: Path,
+    env: dict[str, str] | None,
+    detached: bool,
+    key_fd: int | None,
 ) -> subprocess.Popen:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
@@ -101,6 +137,7 @@ def spawn(
             start_new_session=True,  # own process group: stop() kills the whole tree
             preexec_fn=None if detached else _die_with_parent,
             close_fds=True,
+            pass_fds=() if key_fd is None else (key_fd,),
         )
 
 
