@@ -7,6 +7,10 @@ read end of a pipe from coder and is told each command's group (`+PGID`, `-PGID`
 it is gone). The kernel closes the pipe when coder dies, however it dies: EOF, and the
 watchdog stops every group still registered, then exits.
 
+The limit: a command is registered right after its fork returns in coder, so a kill -9
+landing in those microseconds leaves that one command unwatched (closing the window
+would take a gate in front of every command: another exec, about 1 ms each, measured).
+
 This file is also the watchdog's program, run by path with `python -I -S`: stdlib only,
 nothing of coder imported (its start is the only cost, once per coder process).
 """
