@@ -67,6 +67,7 @@ def _spawn() -> subprocess.Popen | None:
             stdin=subprocess.PIPE,  # coder keeps the write end (close-on-exec): no command holds it
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env={},  # it needs none, so it inherits none (no key of coder's, whoever runs it)
             start_new_session=True,  # not in coder's group: a Ctrl-C at the terminal is not for it
             close_fds=True,
         )

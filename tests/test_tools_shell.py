@@ -262,6 +262,7 @@ def test_kill9_of_coder_stops_the_command_group(tmp_path):
         time.sleep(0.1)
         children = psutil.Process(coder.pid).children()
         watchdogs = [p for p in children if "watchdog.py" in " ".join(p.cmdline())]
+        assert [p.environ() for p in watchdogs] == [{}]  # nothing of coder's environment
         coder.kill()
         coder.wait(10)
     shell = int((ws / "pid").read_text())
