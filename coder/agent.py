@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from coder import resources
 from coder import tools as toolbox
-from coder.chat import ChatResult, Stop, ToolCall
+from coder.chat import ChatResult, Stop, Terminated, ToolCall
 from coder.config import Config, ConfigError
 from coder.context import Budget, shed_context
 from coder.llm import LLMError
@@ -244,6 +244,11 @@ def _query(
     except LLMError as exc:
         result.stop, result.error = Stop.ERROR, str(exc)
         return None
+    except Terminated as exc:  # SIGTERM / SIGHUP: the call in flight is logged as interrupted
+        if exc.reply is not None:
+            _record_call(agent, exc.reply, agent.turn, step)
+            exc.reply = None
+        raise
     _record_call(agent, reply, agent.turn, step)
     _add_usage(result.usage, reply.usage)
     result.calls.append({"usage": reply.usage, "timings": reply.timings})

@@ -3,6 +3,7 @@ and the terminal. No dependencies: anything may import it."""
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -48,3 +49,20 @@ class Stop(StrEnum):
     INTERRUPTED = "interrupted"
     TOO_LONG = "too_long"  # the request cannot fit the context
     ERROR = "error"  # the server failed
+
+
+class Terminated(SystemExit):
+    """coder is being stopped by SIGTERM or SIGHUP: it unwinds like SystemExit(128 + sig)
+    so every `finally` runs, and carries the reply that was streaming (`reply`), so the
+    loop can log that call as interrupted on the way out, as it does for Ctrl-C."""
+
+    REASONS = {signal.SIGTERM: "terminated", signal.SIGHUP: "hangup"}  # session_end's reason
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
+        self.reply: ChatResult | None = None
+
+    @property
+    def reason(self) -> str:
+        return self.REASONS.get(self.signum, "terminated")

@@ -183,7 +183,20 @@ def overrides(args) -> dict:
 
 def _raise_exit(signum, frame):
     # SIGTERM/SIGHUP unwind like Ctrl-C, so every `finally` (stop server, close log) runs.
-    raise SystemExit(128 + signum)
+    # Only the first: a closed terminal often sends SIGHUP then SIGTERM, and a second
+    # exception would cut that cleanup short (kill -9 is still there for a stuck one).
+    # A no-op handler, not SIG_IGN, which the commands run while unwinding would inherit.
+    import signal
+
+    from coder.chat import Terminated
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _ignore)
+    raise Terminated(signum)
+
+
+def _ignore(signum, frame):
+    pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,10 +212,12 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, _raise_exit)
 
     from coder import config as config_mod
+    from coder.redact import take_env_secrets
     from coder.server import ServerError
 
     try:
         cfg = config_mod.load(args.config, overrides(args))
+        take_env_secrets()  # the config has the key: no process coder starts gets it
         if args.model:  # a path, or a unique part of a name `coder models` lists
             from coder import models
 

@@ -24,6 +24,7 @@ EXIT_BAD_ARGS = 2
 EXIT_START_FAILED = 1
 
 GGUF_MAGIC = b"GGUF"
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 class EngineArgumentError(Exception):
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--chat-template-file")
     a("-a", "--alias")
     a("--api-key")
+    a("--api-key-file", metavar="FNAME")
     a("--metrics", action="store_true")
     a("--slots", action="store_true")
     a("--no-slots", action="store_true")
@@ -139,9 +141,9 @@ def to_params(args: argparse.Namespace):
     if args.chat_template_file:
         p.use_jinja = True
         p.chat_template = Path(args.chat_template_file).read_text(encoding="utf-8")
-    api_key = args.api_key or os.environ.get("LLAMA_API_KEY")  # as llama-server does
-    if api_key:
-        p.api_keys = [api_key]
+    keys = api_keys(args)
+    if keys:
+        p.api_keys = keys
     p.endpoint_metrics = args.metrics
     p.endpoint_slots = not args.no_slots
     if args.cache_ram is not None:
@@ -160,6 +162,23 @@ def to_params(args: argparse.Namespace):
     return p
 
 
+def api_keys(args: argparse.Namespace) -> list[str]:
+    """As llama-server: --api-key, else the non-empty lines of --api-key-file (coder
+    passes a pipe, /dev/fd/N), else $LLAMA_API_KEY."""
+    if args.api_key:
+        return [args.api_key]
+    if args.api_key_file:
+        try:
+            text = Path(args.api_key_file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise OSError(
+                f"--api-key-file: cannot read {args.api_key_file}: {exc.strerror}"
+            ) from None
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    key = os.environ.get("LLAMA_API_KEY")
+    return [key] if key else []
+
+
 def _ggml_type(xl, name: str, flag: str):
     member = f"GGML_TYPE_{name.upper()}"
     if member not in xl.ggml_type.__members__:
@@ -174,7 +193,7 @@ def serve(args: argparse.Namespace) -> int:
     check_model(args.model)
     check_port(args.host, args.port)
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, lambda *_: stop.set())
     params = to_params(args)
     import xllamacpp as xl
@@ -192,6 +211,11 @@ def serve(args: argparse.Namespace) -> int:
         flush=True,
     )
     stop.wait()
+    # llama-server's rule: the first signal stops gracefully, a second one at once. The
+    # graceful stop waits for a request in flight to finish, inside llama.cpp, holding
+    # the GIL: no Python handler could run, so the second signal gets the default action.
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
     del server
     print("engine: stopped", file=sys.stderr, flush=True)
     return 0

@@ -129,6 +129,7 @@ def save_conversation(rt, name: str | None, notify) -> None:
             rt.agent.tools,
             config_mod.as_dict(rt.config),
             workspace=here,
+            secrets=[rt.config.llm.api_key],
         )
     except sessions.SessionError as exc:
         notify(f"the conversation was not saved: {exc}")

@@ -8,7 +8,7 @@ command line. A key named like a credential has its value replaced by
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 REDACTED = "[REDACTED]"
@@ -57,8 +57,62 @@ def is_coder_secret_env(name: str) -> bool:
     return name in SECRET_ENV or (name.startswith("CODER_") and is_secret_key(name))
 
 
+_TAKEN: set[str] = set()  # secrets coder read from its environment and then removed
+
+
 def env_secrets() -> tuple[str, ...]:
-    return usable_secrets(v for k, v in os.environ.items() if is_coder_secret_env(k))
+    """coder's credentials from its environment: those still there and those taken out."""
+    current = (v for k, v in os.environ.items() if is_coder_secret_env(k))
+    return usable_secrets([*current, *_TAKEN])
+
+
+def without_secrets(environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` for a process coder starts: coder's keys left out in every form, and any
+    other variable holding one of their values."""
+    secrets = set(env_secrets())
+    return {k: v for k, v in environ.items() if not is_coder_secret_env(k) and v not in secrets}
+
+
+def take_env_secrets() -> tuple[str, ...]:
+    """Remove coder's credentials (and copies of them under other names) from its
+    environment once the config has them, so no process coder starts inherits them, and
+    remember them for masking (`env_secrets`).
+
+    The kernel's copy of the initial environment (/proc/PID/environ, readable by the
+    same user and root) is not changed by unsetenv; coder blanks the values there too,
+    in place. What stays: the key was readable there from exec until this call, and the
+    shell that started coder keeps its own copy."""
+    names = [k for k in os.environ if is_coder_secret_env(k)]
+    values = usable_secrets(os.environ[k] for k in names)
+    names += [k for k, v in os.environ.items() if v in values and k not in names]  # copies
+    for name in names:
+        _TAKEN.add(os.environ.pop(name))
+    if names:
+        _blank_initial_environ(set(names))
+    return usable_secrets(_TAKEN)
+
+
+def _blank_initial_environ(names: set[str]) -> None:
+    """Overwrite NAME=VALUE's value with '*' in the block /proc/self/environ shows
+    (Linux: its bounds are fields 50 and 51 of /proc/self/stat). After unsetenv nothing
+    points into that block any more; Python's os.environ holds copies."""
+    import ctypes
+
+    try:
+        with open("/proc/self/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        start, end = int(fields[47]), int(fields[48])
+    except (OSError, ValueError, IndexError):
+        return
+    if not 0 < start < end:
+        return
+    block = ctypes.string_at(start, end - start)
+    offset = 0
+    for entry in block.split(b"\0"):
+        name, eq, value = entry.partition(b"=")
+        if eq and value and name.decode(errors="replace") in names:
+            ctypes.memset(start + offset + len(name) + 1, ord("*"), len(value))
+        offset += len(entry) + 1
 
 
 def find_secrets(config: Any) -> tuple[str, ...]:

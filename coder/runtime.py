@@ -1,8 +1,9 @@
 """Assemble a working session in the spec's order, and take it apart in reverse.
 
 config -> logger -> server -> client -> tools -> (REPL / -q) -> stop server -> close logger.
-SIGTERM and SIGHUP are turned into SystemExit by the CLI, so the `finally` here runs
-on every way out: no orphan server, no lost log record.
+SIGTERM and SIGHUP are turned into `chat.Terminated` (a SystemExit) by the CLI, so the
+`finally` here runs on every way out: no orphan server, no lost log record, and
+session_end says `terminated` or `hangup`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from coder import config as config_mod
 from coder import server as srv
 from coder.agent import Agent, system_prompt
+from coder.chat import Terminated
 from coder.config import Config, ConfigError, log_dir
 from coder.context import Budget
 from coder.instructions import Instructions, load_instructions, user_dir
@@ -129,9 +131,8 @@ def open_runtime(cfg: Config, notify: Callable[[str], None]) -> Iterator[Runtime
         rt = Runtime(cfg, logger, recorder, server, client, agent, cancel, notifier, instructions)
         yield rt
     except BaseException as exc:
-        if rt is not None and rt.end_reason == "exit":
-            interrupted = isinstance(exc, KeyboardInterrupt | SystemExit)
-            rt.end_reason = "interrupted" if interrupted else "error"
+        if rt is not None:
+            rt.end_reason = end_reason(exc, rt.end_reason)
         raise
     finally:
         if client is not None:
@@ -147,6 +148,17 @@ def open_runtime(cfg: Config, notify: Callable[[str], None]) -> Iterator[Runtime
                 f"{lost} log records could not be written to {logger.dir} "
                 f"({stats['last_error']}): this session's training data is incomplete"
             )
+
+
+def end_reason(exc: BaseException, reason: str) -> str:
+    """session_end's reason when `exc` ends the session: a signal names itself (even
+    after the turn ended, `reason`); otherwise an unfinished session was interrupted or
+    failed."""
+    if isinstance(exc, Terminated):
+        return exc.reason
+    if reason != "exit":
+        return reason
+    return "interrupted" if isinstance(exc, KeyboardInterrupt | SystemExit) else "error"
 
 
 def server_warnings(cfg: Config, props: dict, n_ctx: int | None) -> list[str]:

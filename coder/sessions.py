@@ -2,7 +2,8 @@
 
 A file holds {"version", "name", "created", "updated", "workspace", "messages",
 "tools", "config"}; the REPL saves every conversation as it goes (after each turn), so
-`coder -c` resumes the last one of a workspace; the config snapshot has its api key redacted. Writes are atomic (temp
+`coder -c` resumes the last one of a workspace. Secrets are masked in all of it, as in
+the log. Writes are atomic (temp
 file in the same directory, fsync, rename), so a crash leaves the old file or the
 new one, never half of either. Reading checks everything before anything is
 returned: a corrupt, truncated or newer-version file raises SessionError and the
@@ -16,12 +17,13 @@ import json
 import os
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from coder.atomic import atomic_write
-from coder.redact import scrub
+from coder.redact import env_secrets, scrub, usable_secrets
 
 VERSION = 1
 SUFFIX = ".json"
@@ -79,8 +81,13 @@ def save(
     tools: list[dict] | None = None,
     config: dict | None = None,
     workspace: str | None = None,
+    secrets: Iterable[str | None] = (),
 ) -> Path:
-    """Write the conversation atomically; keeps `created` of an existing file of that name."""
+    """Write the conversation atomically; keeps `created` of an existing file of that name.
+
+    Masked as in the log: `secrets` (the config's api key) and coder's keys from its
+    environment, wherever they appear (a pasted key, a tool's output)."""
+    masked = usable_secrets([*secrets, *env_secrets()])
     path = session_path(directory, name)
     now = time.time()
     created = now
@@ -92,9 +99,9 @@ def save(
         "created": created,
         "updated": now,
         "workspace": workspace,
-        "messages": messages,
+        "messages": scrub(messages, masked),
         "tools": tools or [],
-        "config": scrub(config or {}),  # api_key and the like become REDACTED
+        "config": scrub(config or {}, masked),  # api_key and the like become REDACTED
     }
     try:
         blob = _encode(data)

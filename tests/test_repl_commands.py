@@ -92,6 +92,32 @@ def test_commands_need_no_server_and_no_prompt(tmp_path):
         assert commands.usage(name).split()[0] == "/" + name and commands.help_line(name)
 
 
+def test_save_masks_the_configured_key_in_the_messages(tmp_path):
+    """/save hands the config's key to the session file's masking: a key the user
+    pasted into the conversation is not written to disk."""
+    key = "sk-pasted-into-the-chat-777"
+    cfg = Config()
+    cfg.llm.api_key = key
+    cfg.repl.sessions_dir = str(tmp_path / "sessions")
+    (tmp_path / "ws").mkdir()
+    url = "http://127.0.0.1:9/v1"
+    logger = Logger(tmp_path / "logs")
+    client = Client(url)
+    agent = Agent(client, cfg, ToolContext(workspace=Workspace(tmp_path / "ws")), Recorder(logger))
+    server = srv_mod.Server(srv_mod.Endpoint("127.0.0.1", 9, url), managed=False)
+    rt = Runtime(
+        cfg, logger, agent.recorder, server, client, agent, threading.Event(), Notifier(print)
+    )
+    agent.messages.append({"role": "user", "content": f"use the key {key}"})
+    try:
+        Commands(rt, Console(file=io.StringIO(), color_system=None)).run("save", "s1")
+    finally:
+        client.close()
+        logger.close()
+    text = (tmp_path / "sessions" / "s1.json").read_text()
+    assert key not in text and "use the key [REDACTED]" in text
+
+
 def test_unknown_command_suggests_the_closest(cfg):
     with repl_session(cfg) as s:
         s.run("/lod s1\r/xyzzy\r/exit\r")

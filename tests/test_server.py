@@ -17,6 +17,7 @@ import pytest
 from coder import config, engine, server
 from coder.config import Config, ConfigError, Sampling
 from coder.llm import Client
+from coder.server.process import key_pipe
 from tests.conftest import free_port, wait_healthy
 
 # The model ran (exit 0), or ran and did not finish the task (exit 1: a tiny model's
@@ -90,8 +91,15 @@ def test_every_flag_the_builder_emits_parses_in_the_engine(tmp_path):
     assert (args.threads, args.n_gpu_layers, args.n_cpu_moe) == (2, 0, 1)
     cfg.llm.server.jinja = False
     assert engine.parse_args(server.build_command(cfg, [], "/m.gguf")).jinja is False
-    # the key travels in the environment, never on the command line (ps shows argv)
-    assert "secret" not in cmd and server.server_env(cfg)[server.API_KEY_ENV] == "secret"
+    # the key travels through a pipe, never on the command line (ps shows argv) nor in the
+    # environment (/proc/PID/environ)
+    assert "secret" not in cmd and server.API_KEY_ENV not in server.server_env(cfg)
+    fd = key_pipe("secret")
+    try:
+        args = engine.parse_args([*cmd, "--api-key-file", f"/dev/fd/{fd}"])
+        assert engine.api_keys(args) == ["secret"]
+    finally:
+        os.close(fd)
 
 
 def test_chat_template_file_may_name_a_shipped_template(tmp_path):
@@ -410,3 +418,93 @@ def test_a_port_held_by_a_silent_listener_is_reported_not_started_on(tmp_path):
             server.connect(cfg, tmp_path / "logs")
     finally:
         listener.close()
+
+
+def engine_busy(root: str) -> bool:
+    """The engine is working on a request (/slots: a slot is processing)."""
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(root + "/slots", timeout=5) as resp:
+        return any(slot.get("is_processing") for slot in json.load(resp))
+
+
+def long_prompt() -> str:
+    # a few thousand tokens: the engine spends seconds reading it before the first byte
+    return "Summarise these words. " + "apple river stone cloud " * 700
+
+
+def post_and_hold(url: str, body: dict) -> threading.Thread:
+    """POST a request in a thread and keep the connection open without reading."""
+    import json
+    import socket
+    from urllib.parse import urlparse
+
+    u = urlparse(url)
+    data = json.dumps(body).encode()
+    sock = socket.create_connection((u.hostname, u.port))
+    head = (
+        f"POST {u.path} HTTP/1.1\r\nHost: {u.hostname}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(data)}\r\n\r\n"
+    ).encode()
+    sock.sendall(head + data)
+    held = threading.Thread(target=lambda: (sock.recv(1), time.sleep(60), sock.close()))
+    held.daemon = True
+    held.start()
+    return held
+
+
+def test_an_engine_mid_request_stops_on_the_second_sigterm(tmp_path, model_path):
+    """llama.cpp's graceful stop waits for the reply in flight; the stop coder sends
+    follows with llama-server's "second interrupt", so it is not killed after its grace."""
+    from tests.conftest import start_engine
+
+    proc, url = start_engine(model_path, tmp_path / "engine.log")
+    root = url.removesuffix("/v1")
+    try:
+        post_and_hold(root + "/completion", {"prompt": long_prompt(), "n_predict": 4000})
+        deadline = time.monotonic() + 30
+        while not engine_busy(root) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert engine_busy(root)
+        server.stop_process(proc, grace=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == -signal.SIGTERM  # not SIGKILL after 120 s
+
+
+def test_sigterm_mid_request_stops_the_engine_and_logs_the_call(tmp_path):
+    """coder -q against its own engine, SIGTERM while the engine reads the prompt: the
+    call is logged as interrupted, session_end says terminated, the engine is gone."""
+    from coder.log import list_log_files, read_sessions
+
+    port = free_port()
+    env = coder_env(tmp_path, port, CODER_LLM__SERVER__CTX_SIZE="8192")
+    coder = subprocess.Popen(
+        [sys.executable, "-m", "coder", "-q", long_prompt()],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        root = f"http://127.0.0.1:{port}"
+        wait_healthy(root, timeout=60)
+        deadline = time.monotonic() + 60
+        while not engine_busy(root) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert engine_busy(root)
+        coder.send_signal(signal.SIGTERM)
+        _, err = coder.communicate(timeout=60)
+    finally:
+        if coder.poll() is None:
+            coder.kill()
+    assert coder.returncode == 128 + signal.SIGTERM, err
+    assert wait_gone(port) == []
+    engine_log = (tmp_path / "logs" / "llama-server.log").read_text(errors="replace")
+    assert "waiting for main loop exit" in engine_log  # it took the SIGTERM and began to stop
+    [session] = list(read_sessions(list_log_files(tmp_path / "logs")))
+    [call] = session.calls
+    assert call.interrupted and call.request is not None
+    assert session.end is not None and session.end["reason"] == "terminated"

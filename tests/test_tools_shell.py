@@ -221,3 +221,51 @@ def test_an_approved_command_does_not_outlive_coder(tmp_path, sig):
     shell = int((ws / "pid").read_text())
     time.sleep(2.5)
     assert gone(shell) and not (ws / "late.txt").exists()
+
+
+def group_gone(pgid: int, within: float = 10.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_kill9_of_coder_stops_the_command_group(tmp_path):
+    """kill -9 runs no code of coder's: its watchdog sees the pipe from coder close and
+    stops the command's whole group (bash and its sleep), then exits itself."""
+    import psutil
+
+    from tests.scripted_server import ScriptedServer, stream_text, stream_tool_calls
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    command = "echo $$ > pid; sleep 20; echo late > late.txt"
+    with ScriptedServer() as srv:
+        srv.enqueue(stream_tool_calls([("run_shell", json.dumps({"command": command}))]))
+        srv.enqueue(stream_text("done"))
+        env = dict(os.environ, CODER_BASE_URL=srv.base_url, CODER_LOG_DIR=str(tmp_path / "logs"))
+        env |= {"CODER_LLM__AUTO_MANAGE": "false", "CODER_TOOL_PROTOCOL": "native"}
+        coder = subprocess.Popen(
+            [sys.executable, "-m", "coder", "-q", "go", "--yes"],
+            cwd=ws,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while not (ws / "pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.1)
+        children = psutil.Process(coder.pid).children()
+        watchdogs = [p for p in children if "watchdog.py" in " ".join(p.cmdline())]
+        assert [p.environ() for p in watchdogs] == [{}]  # nothing of coder's environment
+        coder.kill()
+        coder.wait(10)
+    shell = int((ws / "pid").read_text())
+    assert group_gone(shell)  # the sleep too: nothing of the group is left to write late.txt
+    assert not (ws / "late.txt").exists()
+    assert len(watchdogs) == 1 and gone(watchdogs[0].pid, within=10.0)  # it exits after

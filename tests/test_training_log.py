@@ -266,3 +266,36 @@ def test_records_lost_to_a_full_disk_are_reported_and_exit_4(tmp_path, monkeypat
     err = capsys.readouterr().err
     assert code == cli.EXIT_LOG_INCOMPLETE, err
     assert "log records could not be written" in err and str(logs) in err
+
+
+@pytest.mark.parametrize(
+    ("sig", "reason"), [(signal.SIGTERM, "terminated"), (signal.SIGHUP, "hangup")]
+)
+def test_a_signal_mid_reply_logs_the_partial_call_and_names_itself(tmp_path, srv, sig, reason):
+    """SIGTERM / SIGHUP while the model streams: the call in flight is logged as
+    interrupted with what had arrived, as for Ctrl-C, and session_end says why."""
+    logs = tmp_path / "logs"
+    srv.enqueue(Stream(text_chunks(["partial "] + ["word "] * 400), delay=0.05))
+    env = dict(
+        os.environ,
+        CODER_BASE_URL=srv.base_url,
+        CODER_LOG_DIR=str(logs),
+        CODER_LLM__AUTO_MANAGE="false",
+        CODER_LLM__TOOL_PROTOCOL="native",
+    )
+    coder = subprocess.Popen(
+        [sys.executable, "-m", "coder", "-q", "tell me a story"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert coder.stdout.read(len("partial")) == b"partial"  # the reply is streaming
+    coder.send_signal(sig)
+    coder.communicate(timeout=30)
+    assert coder.returncode == 128 + sig
+    [session] = list(read_sessions(list_log_files(logs)))
+    [call] = session.calls
+    assert call.interrupted and call.message["content"].startswith("partial ")
+    assert call.request is not None  # the prompt is rebuildable, as for any call
+    assert session.end is not None and session.end["reason"] == reason

@@ -2,7 +2,9 @@
 
 The command runs in its own session (process group). On timeout, Ctrl-C or
 cancel the whole group is killed, and so is anything it left running in the
-background when it ends: no stray processes, and no pipe held open forever.
+background when it ends: no stray processes, and no pipe held open forever. If coder
+itself dies without running any code (kill -9), coder's watchdog process stops the
+group (see coder/watchdog.py).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import time
 from typing import Annotated
 
 from ..procs import group_alive, kill_group
-from ..redact import env_secrets, is_coder_secret_env
+from ..redact import without_secrets
+from ..watchdog import Watchdog
 from .approval import check_approval
 from .declare import Bounds, tool
 from .output import ToolError, cap_bytes
@@ -29,6 +32,8 @@ _ENV = {
     "TERM": "dumb",
     "NO_COLOR": "1",
 }
+# One per coder process; None runs commands unwatched (the benchmark's baseline).
+WATCHDOG: Watchdog | None = Watchdog()
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
 
 
@@ -73,9 +78,7 @@ class _Capture:
 def command_env() -> dict[str, str]:
     """The environment of the model's commands: coder's own keys left out in every form,
     and so is any other variable holding one of their values."""
-    secrets = set(env_secrets())
-    env = {k: v for k, v in os.environ.items() if not is_coder_secret_env(k) and v not in secrets}
-    return {**env, **_ENV}
+    return {**without_secrets(os.environ), **_ENV}
 
 
 @tool(needs_approval=True)
@@ -110,6 +113,18 @@ def run_command(ctx: ToolContext, command: str, timeout: int | None = None) -> s
         start_new_session=True,
         env=command_env(),
     )
+    watchdog = WATCHDOG
+    if watchdog is not None:
+        watchdog.watch(proc.pid)
+    try:
+        return _supervise(ctx, proc, limit, cap)
+    finally:
+        if watchdog is not None:
+            watchdog.forget(proc.pid)
+
+
+def _supervise(ctx: ToolContext, proc: subprocess.Popen, limit: float, cap: int) -> str:
+    """Wait for the command within `limit` seconds, capture its output, stop its group."""
     assert proc.stdout is not None
     capture = _Capture(proc.stdout.fileno(), cap // 2, cap - cap // 2)
     deadline = time.monotonic() + limit

@@ -64,7 +64,30 @@ def _build(
         if value is not None:
             set_key(cfg, key, value, source="command line")
     check_ranges(cfg)
+    read_api_key_file(cfg)
     return cfg
+
+
+def read_api_key_file(cfg: Config) -> None:
+    """llm.api_key_file: the key is the file's first line (like llama-server's
+    --api-key-file), so it need not sit in a config file or the environment."""
+    name = cfg.llm.api_key_file
+    if not name:
+        return
+    path = Path(name).expanduser()
+    if cfg.llm.api_key:
+        raise ConfigError(
+            f"llm.api_key_file ({path}) and llm.api_key are both set; keep one of them"
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"llm.api_key_file: cannot read {path}: {why}") from None
+    key = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    if not key:
+        raise ConfigError(f"llm.api_key_file: {path} is empty (the key is its first line)")
+    cfg.llm.api_key = key
 
 
 def user_config_path(env: typing.Mapping[str, str]) -> Path | None:
@@ -196,6 +219,7 @@ def _apply_data(cfg: Config, data: dict, path: Path) -> None:
 # Path keys that a config file may give relative to its own directory.
 PATH_KEYS = (
     "tools.workspace",
+    "llm.api_key_file",
     "logging.dir",
     "llm.server.model_path",
     "llm.server.chat_template_file",

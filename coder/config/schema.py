@@ -52,6 +52,7 @@ class LLMConfig:
     auto_manage: bool = True
     base_url: str = "http://127.0.0.1:8080/v1"
     api_key: str | None = None
+    api_key_file: str | None = None  # read into api_key when that is not set
     startup_timeout: float = 120.0
     request_timeout: float = 600.0
     tool_protocol: Literal["auto", "native", "json"] = "auto"

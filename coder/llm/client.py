@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from coder.chat import ChatResult
+from coder.chat import ChatResult, Terminated
 from coder.llm.grammar import reply_grammar
 from coder.llm.json_protocol import render_json_messages, response_format
 from coder.llm.stream import Accumulator, error_detail
@@ -190,13 +190,12 @@ class Client:
         acc = Accumulator(proto, on_text)
         started = time.perf_counter()
         try:
-            resp = self._send(payload, cancel)
-        except KeyboardInterrupt:
-            resp = None
-        if resp is None:  # cancelled before the response started
+            self._exchange(payload, acc, cancel, sampling.max_tokens)
+        except Terminated as exc:  # SIGTERM / SIGHUP: what came so far goes up to be logged
             acc.interrupted = True
-        else:
-            self._read(resp, acc, cancel, sampling.max_tokens)
+            exc.reply = acc.result(request, tools)
+            exc.reply.duration_ms = (time.perf_counter() - started) * 1000
+            raise
         result = acc.result(request, tools)
         result.duration_ms = (time.perf_counter() - started) * 1000
         if result.logprobs and stream:
@@ -206,6 +205,18 @@ class Client:
         if self.prompt_ids and not (result.interrupted or result.error):
             self._add_prompt_ids(result, (acc.verbose or {}).get("prompt"))
         return result
+
+    def _exchange(
+        self, payload: bytes, acc: Accumulator, cancel: threading.Event | None, max_tokens: int
+    ) -> None:
+        try:
+            resp = self._send(payload, cancel)
+        except KeyboardInterrupt:
+            resp = None
+        if resp is None:  # cancelled before the response started
+            acc.interrupted = True
+        else:
+            self._read(resp, acc, cancel, max_tokens)
 
     # -- token ids ----------------------------------------------------------
 

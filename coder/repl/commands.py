@@ -146,6 +146,7 @@ class Commands:
             self.agent.tools,
             config_mod.as_dict(self.cfg),
             workspace=self.workspace,
+            secrets=[self.cfg.llm.api_key],
         )
 
     def complete_save(self) -> list[str]:

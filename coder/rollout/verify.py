@@ -60,6 +60,7 @@ def run_command(
     """Run `command` with bash in `cwd` (`env` added to coder's, its secrets left out);
     the reward follows its exit code, or its last stdout line when that is
     ``{"reward": x}``."""
+    from coder.tools import shell
     from coder.tools.shell import command_env
 
     started = time.monotonic()
@@ -73,6 +74,9 @@ def run_command(
         env={**command_env(), **(env or {})},
     )
     timed_out = cancelled = False
+    watchdog = shell.WATCHDOG  # stops the group if coder is killed -9 meanwhile
+    if watchdog is not None:
+        watchdog.watch(proc.pid)
     try:
         out, err = _communicate(proc, started + timeout, cancel)
     except _Stopped as stop:
@@ -82,6 +86,9 @@ def run_command(
     except BaseException:
         kill_group(proc, grace=0.2)
         raise
+    finally:
+        if watchdog is not None:
+            watchdog.forget(proc.pid)
     if proc.poll() is None or _group_left(proc):
         kill_group(proc, grace=0.2)  # what it left running in the background
     duration = time.monotonic() - started

@@ -9,7 +9,7 @@ from coder.server.command import API_KEY_ENV, build_command, redact, server_env,
 from coder.server.detached import pidfile_path, pidfile_process, start_detached, stop_detached
 from coder.server.endpoint import Endpoint, Probe, ServerError, endpoint, http_get, probe
 from coder.server.manager import connect, start, stop, switch_model, watch
-from coder.server.process import LOG_NAME, Server, log_tail
+from coder.server.process import LOG_NAME, Server, log_tail, stop_process
 
 __all__ = [
     "API_KEY_ENV",
@@ -32,6 +32,7 @@ __all__ = [
     "start_detached",
     "stop",
     "stop_detached",
+    "stop_process",
     "switch_model",
     "template_path",
     "watch",

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from coder.config import Config, ConfigError
-from coder.redact import REDACTED
+from coder.redact import REDACTED, without_secrets
 from coder.server.endpoint import endpoint
 
 
@@ -37,12 +37,10 @@ API_KEY_ENV = "LLAMA_API_KEY"  # llama-server reads --api-key from it (common/ar
 
 
 def server_env(cfg: Config) -> dict[str, str]:
-    """The server's environment: the api key goes here, never on the command line,
-    where every local user (and the model, through `ps`) could read it."""
-    env = {k: v for k, v in os.environ.items() if k != API_KEY_ENV}
-    if cfg.llm.api_key:
-        env[API_KEY_ENV] = cfg.llm.api_key
-    return env
+    """The server's environment, without any of coder's credentials: the api key reaches
+    the server through a pipe (process.spawn), never its command line (every local user
+    can read it with `ps`) nor its environment (/proc/PID/environ, for its whole life)."""
+    return without_secrets(os.environ)
 
 
 def template_path(name: str) -> str:

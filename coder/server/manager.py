@@ -9,7 +9,15 @@ from coder.config import Config
 from coder.procs import kill_group
 from coder.server.command import build_command, server_env
 from coder.server.endpoint import Endpoint, ServerError, endpoint, probe
-from coder.server.process import LOG_NAME, Notify, Server, spawn, start_lock, wait_ready
+from coder.server.process import (
+    LOG_NAME,
+    Notify,
+    Server,
+    spawn,
+    start_lock,
+    stop_process,
+    wait_ready,
+)
 
 
 def resolve_model(cfg: Config, notify: Notify) -> str:
@@ -105,7 +113,9 @@ def launch(
         f"starting llama.cpp server on {server.endpoint.address} ({choice.kind}) "
         f"with {Path(model).name}"
     )
-    server.proc = spawn(server.command, server.log_path, server.env, detached=detached)
+    server.proc = spawn(
+        server.command, server.log_path, server.env, detached=detached, api_key=cfg.llm.api_key
+    )
     server.managed = True
     try:
         server.props = wait_ready(server, cfg.llm.startup_timeout, cfg.llm.api_key)
@@ -151,7 +161,7 @@ def stop(server: Server | None) -> None:
         return
     server._stopping.set()
     if server.managed and server.proc is not None:
-        kill_group(server.proc)
+        stop_process(server.proc)
 
 
 def watch(

@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import fcntl
 import os
+import select
 import signal
 import subprocess
 import threading
@@ -14,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from coder.procs import kill_group
+from coder.procs import group_alive, kill_group, signal_group
 from coder.server.command import redact
 from coder.server.endpoint import Endpoint, ServerError, probe
 
@@ -83,8 +84,43 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def key_pipe(api_key: str) -> int:
+    """The read end of a pipe holding the key and a newline, its write end closed: the
+    server reads it as `--api-key-file /dev/fd/N` (llama-server and the engine alike)."""
+    data = api_key.encode() + b"\n"
+    if len(data) > select.PIPE_BUF * 8:  # would not fit the pipe's buffer: write would block
+        raise ServerError("llm.api_key: longer than 32 KiB; that is not an api key")
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, data)
+    finally:
+        os.close(write_end)
+    return read_end
+
+
 def spawn(
-    command: list[str], log_path: Path, env: dict[str, str] | None = None, detached: bool = False
+    command: list[str],
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    detached: bool = False,
+    api_key: str | None = None,
+) -> subprocess.Popen:
+    key_fd = key_pipe(api_key) if api_key else None
+    if key_fd is not None:
+        command = [*command, "--api-key-file", f"/dev/fd/{key_fd}"]
+    try:
+        return _popen(command, log_path, env, detached, key_fd)
+    finally:
+        if key_fd is not None:
+            os.close(key_fd)
+
+
+def _popen(
+    command: list[str],
+    log_path: Path,
+    env: dict[str, str] | None,
+    detached: bool,
+    key_fd: int | None,
 ) -> subprocess.Popen:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
@@ -101,7 +137,27 @@ def spawn(
             start_new_session=True,  # own process group: stop() kills the whole tree
             preexec_fn=None if detached else _die_with_parent,
             close_fds=True,
+            pass_fds=() if key_fd is None else (key_fd,),
         )
+
+
+# An idle llama.cpp server stops in about 0.1 s; one still serving a request waits for it
+# to finish (measured on the engine: the whole reply, 30 s and more), unless it gets a
+# second signal, which llama-server and the engine take as "stop now".
+SETTLE = 0.5
+
+
+def stop_process(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    """Stop a server coder started without waiting out a request in flight: SIGTERM,
+    after SETTLE seconds a second SIGTERM, after `grace` SIGKILL of the whole group."""
+    if proc.poll() is not None and not group_alive(proc.pid):
+        return
+    signal_group(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(SETTLE)
+    if proc.poll() is None:
+        signal_group(proc.pid, signal.SIGTERM)
+    kill_group(proc, grace=max(0.0, grace - SETTLE))
 
 
 def log_tail(path: Path | None, lines: int = 8) -> str:
