@@ -11,6 +11,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from coder.project import ProjectInfo
 
 NAMES = ("AGENTS.md", "CODER.md")
 MAX_CHARS = 8_000  # per file: about 2,500 tokens, a third of the default model's context
@@ -75,3 +79,35 @@ def _read(path: Path, confine: Path | None, limit: int, found: Instructions) -> 
         )
         text += f"\n[... cut: the file is {size:,} bytes]"
     found.files.append((path, text))
+
+
+def starting_agents_md(info: ProjectInfo) -> str:
+    """`/init`: an AGENTS.md from what coder detects in the project, for the user to edit."""
+    lines = [
+        "# AGENTS.md",
+        "",
+        "Instructions for coding agents working in this project. coder adds this file to",
+        "the model's system prompt (the first 8,000 characters): keep it short and edit it.",
+        "",
+        "## Project",
+    ]
+    langs = ", ".join(lang for lang, _ in info.languages[:5])
+    lines.append(f"- Languages: {langs or 'none detected'}")
+    if info.build_systems:
+        lines.append(f"- Build: {', '.join(b.name for b in info.build_systems)}")
+    lines += ["", "## Commands"]
+    for kind, label in (("test", "Test"), ("lint", "Lint"), ("format", "Format")):
+        found = getattr(info, kind)
+        lines.append(
+            f"- {label}: " + (", ".join(f"`{c.command}`" for c in found) or "(none found)")
+        )
+    lines += ["", "## Layout"]
+    lines += [f"- `{entry}`" for entry in info.layout[:30]] or ["- (empty)"]
+    lines += [
+        "",
+        "## Conventions",
+        "- Run the tests after a change and before saying it is done.",
+        "- Keep changes small and focused; do not reformat code you did not change.",
+        "",
+    ]
+    return "\n".join(lines)

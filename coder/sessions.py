@@ -219,7 +219,7 @@ def list_sessions(directory: str | os.PathLike, workspace: str | None = None) ->
                 path,
                 float(updated) if isinstance(updated, int | float) else _mtime(path),
                 line,
-                len(data["messages"]),
+                sum(m.get("role") != "system" for m in data["messages"]),
                 workspace=data.get("workspace") if isinstance(data.get("workspace"), str) else None,
             )
         )

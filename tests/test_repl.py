@@ -231,10 +231,10 @@ def test_every_turn_is_saved_and_a_new_repl_continues_it(cfg, srv):
         assert s.run("I am Ada\r/quit\r") == 0  # /quit is /exit
         name = s.repl.state.session_name
     [saved] = sessions.list_sessions(cfg.repl.sessions_dir)
-    assert saved.name == name and name.startswith("ws-") and saved.messages == 3
+    assert saved.name == name and name.startswith("ws-") and saved.messages == 2
     with repl_session(cfg) as s:
         s.repl.resume(None)  # coder -c
-        assert f"loaded {name}: 3 messages" in s.out
+        assert f"loaded {name}: 2 messages" in s.out
         assert s.run("who am I?\r/exit\r") == 0
     assert user_texts(srv)[-1] == "who am I?"
     assert [
@@ -244,7 +244,7 @@ def test_every_turn_is_saved_and_a_new_repl_continues_it(cfg, srv):
         "who am I?",
     ]
     [saved] = sessions.list_sessions(cfg.repl.sessions_dir)  # the same file, grown
-    assert saved.name == name and saved.messages == 5
+    assert saved.name == name and saved.messages == 4
 
 
 def test_resume_without_a_name_offers_this_workspaces_conversations(cfg, srv):
@@ -258,7 +258,7 @@ def test_resume_without_a_name_offers_this_workspaces_conversations(cfg, srv):
         s.repl.resume("")  # --resume: Enter takes the first, this workspace's
         sender.join(10)
         assert "1. " in s.out and "a-old" in s.out and "[else]" in s.out
-        assert "loaded a-old: 2 messages" in s.out
+        assert "loaded a-old: 1 messages" in s.out
 
 
 def test_bang_runs_the_users_command_and_the_model_sees_its_output(cfg, srv):
@@ -326,3 +326,79 @@ def test_what_always_covers(command, prefix):
     assert not covers("pytest", "pytest -q | sh")
     assert covers("pytest", "pytest tests/x.py -k y")
     assert not covers("git status", "git push")
+
+
+# -- context: @path, /add, /drop, /init, /compact --------------------------------------
+
+
+def test_at_path_attaches_the_file_and_a_non_file_stays_text(cfg, srv):
+    srv.enqueue(stream_text("seen"))
+    with repl_session(cfg) as s:
+        assert s.run("what is in @README.md? mail me@example.com\r/exit\r") == 0
+    sent = srv.chat_requests()[-1].json["messages"][-1]["content"]
+    assert sent.startswith("what is in @README.md? mail me@example.com")
+    assert "[attached file: README.md]\n```\nhello\nworld\n```" in sent
+
+
+def test_a_pinned_file_is_sent_again_only_when_it_changes(cfg, srv):
+    srv.enqueue(stream_text("a"), stream_text("b"), stream_text("c"), stream_text("d"))
+    readme = Path(cfg.tools.workspace) / "README.md"
+    with repl_session(cfg) as s:
+        s.run("/add README.md\rone\rtwo\r/exit\r")
+        readme.write_text("hello\nchanged\n")
+        s.run("three\r/drop\rfour\r/exit\r")
+        assert "pinned README.md" in s.out and "unpinned README.md" in s.out
+    sent = [r.json["messages"][-1]["content"] for r in srv.chat_requests()]
+    assert "[pinned file, current content: README.md]" in sent[0] and "world" in sent[0]
+    assert "pinned file" not in sent[1]  # unchanged: the history already has it
+    assert "[pinned file, current content, changed: README.md]" in sent[2] and "changed" in sent[2]
+    assert "pinned file" not in sent[3]
+    # the earlier requests are a prefix of the later ones: the server's cache stays valid
+    first, last = srv.chat_requests()[0].json["messages"], srv.chat_requests()[-1].json["messages"]
+    assert last[: len(first)] == first
+
+
+def test_add_refuses_a_path_outside_the_workspace(cfg, srv):
+    with repl_session(cfg) as s:
+        s.run("/add ../../etc/passwd\r/exit\r")
+        assert "not pinned" in s.out and "outside" in s.out
+
+
+def test_init_writes_agents_md_that_reaches_the_next_request(cfg, srv):
+    ws = Path(cfg.tools.workspace)
+    (ws / "pyproject.toml").write_text('[project]\nname = "demo"\n[tool.pytest.ini_options]\n')
+    (ws / "tests").mkdir()
+    srv.enqueue(stream_text("ok"))
+    with repl_session(cfg) as s:
+        s.run("/init\r/init\rhi\r/exit\r")
+        assert "wrote" in s.out and "exists: edit it" in s.out
+    text = (ws / "AGENTS.md").read_text()
+    assert "## Commands" in text and "pytest" in text and "`tests/`" in text
+    system = srv.chat_requests()[-1].json["messages"][0]["content"]
+    assert "## Commands" in system and "From AGENTS.md" in system
+
+
+def test_compact_replaces_the_history_with_the_models_summary(cfg, srv):
+    srv.enqueue(
+        stream_text("first answer " * 50),
+        stream_text("second answer " * 50),
+        stream_text("You asked two things; both answered."),
+        stream_text("third"),
+    )
+    with repl_session(cfg) as s:
+        s.run("first question\rsecond question\r/compact\rthird question\r/exit\r")
+        assert "compact: a 36-character summary" in s.out
+    ask = srv.chat_requests()[2].json
+    assert ask["messages"][-1]["content"].startswith("Summarise our conversation")
+    users = [m["content"] for m in srv.chat_requests()[-1].json["messages"] if m["role"] == "user"]
+    assert users[0].startswith("[summary of our conversation so far]\nYou asked two things")
+    assert users[1:] == ["second question", "third question"]
+
+
+def test_compact_falls_back_to_shedding_when_the_summary_fails(cfg, srv):
+    from tests.scripted_server import Status
+
+    srv.enqueue(stream_text("a " * 300), stream_text("b"), Status(500))
+    with repl_session(cfg) as s:
+        s.run("one\rtwo\r/compact\r/exit\r")
+        assert "the summary failed" in s.out and "older output shed instead" in s.out

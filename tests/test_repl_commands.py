@@ -79,8 +79,8 @@ def test_commands_need_no_server_and_no_prompt(tmp_path):
         client.close()
         logger.close()
     out = console.file.getvalue()
-    assert "saved s1 (2 messages)" in out and "cleared (1 messages)" in out
-    assert "loaded s1: 2 messages, 1 from you; last: remember this" in out
+    assert "saved s1 (1 messages)" in out and "cleared (1 messages)" in out
+    assert "loaded s1: 1 messages, 1 from you; last: remember this" in out
     assert commands.state.session_name == "s1" and agent.messages[1]["content"] == "remember this"
     assert "read_file" in out and "nothing to undo" in out and "nothing to rate yet" in out
     assert "llm.sampling.top_k = 5" in out and cfg.llm.sampling.top_k == 5
@@ -144,7 +144,7 @@ def test_save_clear_load_restores_the_history(cfg, srv):
         assert len(s.messages) == 1 and s.messages[0]["role"] == "system"
         s.run("/sessions\r/load s1\r/exit\r")
         assert s.messages == saved
-        assert "loaded s1: 3 messages" in s.out and "remember this" in s.out
+        assert "loaded s1: 2 messages" in s.out and "remember this" in s.out
         notes = [r["note"] for r in log_records(cfg, s.repl.rt) if r["type"] == "compaction"]
         assert notes == ["clear", "load s1"]
         assert "s1" in s.repl.toolbar()

@@ -45,7 +45,7 @@ def test_continue_goes_on_from_the_last_conversation_of_this_workspace(tmp_path,
     assert done.returncode == 0, done.stderr
     assert users(srv.chat_requests()[-1]) == ["I am Ada", "who am I?"]
     [saved] = sessions.list_sessions(tmp_path / "sessions")
-    assert saved.workspace == str((tmp_path / "ws").resolve()) and saved.messages == 5
+    assert saved.workspace == str((tmp_path / "ws").resolve()) and saved.messages == 4
 
 
 def test_another_workspace_is_not_continued(tmp_path, srv):

@@ -166,6 +166,24 @@ def test_external_server_is_reused_and_left_running(tmp_path, engine_url):
     assert server.probe(engine_url.removesuffix("/v1")).state == "ready"
 
 
+def test_a_reused_server_with_another_model_never_answers_silently(tmp_path, model_path):
+    from tests.conftest import start_engine
+
+    other = tmp_path / "other-model.gguf"
+    os.link(model_path, other)  # the same weights under another name: another model to coder
+    proc, url = start_engine(other, tmp_path / "engine.log")
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    try:
+        done = run_coder(tmp_path, port, "-q", "Say hi", "--max-tokens", "8")
+        assert done.returncode in ANSWERED, done.stderr
+        assert "serves other-model.gguf, not coder's default model" in done.stderr
+        asked = run_coder(tmp_path, port, "-q", "Say hi", "--model", str(model_path))
+        assert asked.returncode == 3 and "other-model.gguf" in asked.stderr
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
 def test_port_held_by_plain_http_server_fails_with_exit_3(tmp_path):
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
     port = httpd.server_address[1]

@@ -140,14 +140,14 @@ def test_ask_save_clear_load_exit(engine_url, tmp_path):
 
         t.type("/save s1")
         saved = int(t.wait_for(r"saved s1 \((\d+) messages\)").group(1))
-        assert saved >= 3
+        assert saved >= 2
         session_file = tmp_path / "home" / ".local" / "state" / "coder" / "sessions" / "s1.json"
         messages = json.loads(session_file.read_text())["messages"]
         answer = next(m["content"] for m in reversed(messages) if m["role"] == "assistant")
         assert alnum(answer)[:20] in alnum(shown), (answer, shown)  # the streamed answer
 
         t.type("/clear")
-        t.wait_for(rf"cleared \({saved - 1} messages\)")
+        t.wait_for(rf"cleared \({saved} messages\)")
         t.type("/load s1")
         t.wait_for(rf"loaded s1: {saved} messages, \d+ from you; last: {re.escape(question)}")
         t.wait_for(r"\| s1\s*$")  # the toolbar names the loaded session

@@ -208,6 +208,8 @@ def git_diff(ctx: ToolContext, staged: bool = False, path: str | None = None) ->
         args.append("--cached")
     args += ["--", *(_paths(ctx, [path]) if path else scope)]
     out = _git(ctx, *args)
+    if not out and path and not os.path.lexists(ctx.workspace.resolve(path)):
+        raise ToolError(f"path not found: '{path}'")
     if not out:
         kind = "staged" if staged else "unstaged"
         return f"no {kind} changes" + ("" if staged else " (untracked files: see git_status)")

@@ -34,9 +34,9 @@ from coder.atomic import atomic_write
 from coder.chat import Stop
 from coder.config import Config
 from coder.render import RichSink, markdown
-from coder.repl import approvals
+from coder.repl import approvals, context_files
 from coder.repl.commands import EXIT, Commands, model_name
-from coder.repl.input import ReplCompleter, open_history
+from coder.repl.input import MENTION_WORD, ReplCompleter, open_history
 from coder.repl.state import ReplState
 from coder.runtime import Runtime, open_runtime
 
@@ -86,8 +86,9 @@ class Repl:
     # -- pieces --------------------------------------------------------------------------
 
     def _typing_command(self) -> bool:
-        text = self.session.default_buffer.text
-        return text.startswith("/") and "\n" not in text
+        """Complete while typing: a slash command, or an @path being typed."""
+        text = self.session.default_buffer.document.text_before_cursor
+        return (text.startswith("/") and "\n" not in text) or bool(MENTION_WORD.search(text))
 
     def _key_bindings(self) -> KeyBindings:
         kb = KeyBindings()
@@ -188,6 +189,7 @@ class Repl:
             Text.assemble(
                 ("coder", "bold"),
                 f" · {model_name(self.rt)} · workspace {self.root}\n",
+                (server_line(self.rt) + "\n", "dim"),
                 ("/help for commands · Alt+Enter for a new line · Ctrl-D to exit", "dim"),
             )
         )
@@ -259,6 +261,14 @@ class Repl:
         )
 
     def turn(self, text: str) -> agent_mod.TurnResult | None:
+        typed = text
+        ws = self.rt.agent.tool_ctx.workspace
+        text, _, notices = context_files.attach_mentions(text, ws)
+        changes, pin_notices = self.state.pinned.changed(ws)
+        for notice in [*notices, *pin_notices]:
+            self.notify(notice)
+        notes = "".join(f"[note: {n}]\n" for n in self.state.pending_notes)
+        text = notes + text + "".join(f"\n\n{block}" for _, _, block in changes)
         over = agent_mod.context_overflow(self.rt.agent, text)
         if over is not None:
             problem = (
@@ -266,16 +276,14 @@ class Repl:
                 f"{over.limit:,} the model's context ({over.n_ctx:,} tokens) leaves for a prompt."
             )
             self.console.print(
-                Text(f"{problem} {self.keep_unsent(text)}", style="yellow"), soft_wrap=True
+                Text(f"{problem} {self.keep_unsent(typed)}", style="yellow"), soft_wrap=True
             )
             self.state.last_result = agent_mod.TurnResult(
                 answer="", stop=Stop.TOO_LONG, error=problem
             )
             return None
-        notes = self.state.pending_notes
-        if notes:
-            text = "".join(f"[note: {n}]\n" for n in notes) + text
-            notes.clear()
+        self.state.pending_notes.clear()
+        self.state.pinned.mark_sent(changes)
         rt = self.rt
         rt.cancel.clear()
         self.sink.start()
@@ -380,6 +388,19 @@ class Repl:
 
         previous = signal.signal(signal.SIGINT, on_sigint)
         return lambda: signal.signal(signal.SIGINT, previous)
+
+
+def server_line(rt: Runtime) -> str:
+    """Which server answers: started or reused, where, its model file and template."""
+    server, props = rt.server, rt.server.props or {}
+    how = "started by coder" if server.managed else "reused (coder did not start it)"
+    model = Path(props.get("model_path") or "?").name
+    caps = props.get("chat_template_caps") or {}
+    template = {True: "template with tools", False: "template without tools"}.get(
+        caps.get("supports_tools"), "template unknown"
+    )
+    protocol = rt.client.resolve_protocol(rt.config.llm.tool_protocol)
+    return f"server {server.base_url}: {how} · {model} · {template} · {protocol} tool protocol"
 
 
 def main(cfg: Config, args: Any = None) -> int:

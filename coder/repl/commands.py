@@ -8,6 +8,7 @@ import dataclasses
 import difflib
 import inspect
 import math
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,12 +18,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from coder import agent as agent_mod
 from coder import config as config_mod
 from coder import sessions
 from coder.agent import Agent
 from coder.chat import Stop
 from coder.config import yaml_inline
-from coder.context import Budget
+from coder.context import Budget, shed_context
 from coder.repl.state import ReplState
 from coder.runtime import Runtime, offered_tools
 from coder.tools.workspace import WorkspaceError
@@ -47,6 +49,13 @@ RATABLE_STOPS = frozenset(
         Stop.INVALID_TOOL_CALL,
         Stop.EMPTY_ANSWER,
     )
+)
+
+
+COMPACT_PROMPT = (
+    "Summarise our conversation so far for yourself, to go on with the work: what I asked, "
+    "what you found and changed (files, functions, commands and their results), what is "
+    "left to do. Be brief and concrete; no preamble."
 )
 
 
@@ -136,7 +145,8 @@ class Commands:
         name = arg or self.state.session_name or sessions.auto_name(self.workspace)
         path = self.save_as(name)
         self.state.session_name = path.stem
-        self.say(f"saved {path.stem} ({len(self.agent.messages)} messages) to {path}", "green")
+        n = _counted(self.agent.messages)
+        self.say(f"saved {path.stem} ({n} messages) to {path}", "green")
 
     def save_as(self, name: str):
         return sessions.save(
@@ -170,7 +180,7 @@ class Commands:
         last = users[-1].get("content") if users else ""
         last = last.strip().splitlines()[0][:80] if isinstance(last, str) and last.strip() else ""
         self.say(
-            f"loaded {name}: {len(messages)} messages, {len(users)} from you"
+            f"loaded {name}: {_counted(messages)} messages, {len(users)} from you"
             + (f"; last: {last}" if last else ""),
             "green",
         )
@@ -564,6 +574,116 @@ class Commands:
             "dim",
         )
 
+    def cmd_add(self, arg: str) -> None:
+        """/add PATH...
+        pin files: the model sees their current content (sent again after each change)"""
+        if not arg:
+            self.say(
+                "usage: /add PATH... (/drop unpins; @PATH in a message attaches once)", "yellow"
+            )
+            return
+        ws = self.agent.tool_ctx.workspace
+        for path in arg.split():
+            try:
+                rel = self.state.pinned.add(ws, path)
+            except WorkspaceError as exc:
+                self.say(f"not pinned: {exc}", "red")
+                continue
+            self.say(
+                f"pinned {rel}: it goes with your next message, and again when it changes", "green"
+            )
+
+    def cmd_drop(self, arg: str) -> None:
+        """/drop [PATH...]
+        unpin files (all of them without a PATH)"""
+        paths = arg.split() or [None]
+        gone = [p for path in paths for p in self.state.pinned.drop(path)]
+        if gone:
+            self.say(f"unpinned {', '.join(gone)}", "green")
+        else:
+            pinned = ", ".join(self.state.pinned.sent) or "none"
+            self.say(f"not pinned: {arg} (pinned: {pinned})", "yellow")
+
+    def complete_drop(self) -> list[str]:
+        return list(self.state.pinned.sent)
+
+    def cmd_init(self, arg: str) -> None:
+        """/init [--force]
+        write a starting AGENTS.md from what coder detects in the project, for you to edit"""
+        from coder.atomic import atomic_write
+        from coder.instructions import load_instructions, starting_agents_md, user_dir
+        from coder.project import detect
+
+        ws = self.agent.tool_ctx.workspace
+        path = ws.root / "AGENTS.md"
+        if os.path.lexists(path) and arg.strip() != "--force":
+            self.say(f"{path} exists: edit it, or /init --force to write it anew", "yellow")
+            return
+        atomic_write(path, starting_agents_md(detect(ws)).encode())
+        self.rt.instructions = load_instructions(ws.root, user_dir())
+        base = agent_mod.system_prompt(self.cfg)
+        self.agent.messages[0] = {"role": "system", "content": base + self.rt.instructions.prompt()}
+        self.say(f"wrote {path}: edit it; the model gets it from your next message", "green")
+
+    def cmd_compact(self, arg: str) -> None:
+        """/compact [FOCUS]
+        summarise the conversation so far with the model; the system prompt and your last request stay"""
+        agent = self.agent
+        msgs = agent.messages
+        users = [i for i, m in enumerate(msgs) if m.get("role") == "user"]
+        if len(users) < 2:
+            self.say("nothing to compact: there is only one request so far", "dim")
+            return
+        last = users[-1]
+        before = agent.budget.estimate(msgs)
+        self.say("summarising the conversation...", "dim")
+        summary = self._summary(msgs[:last], arg)
+        if summary:
+            kept = [
+                msgs[0],
+                {"role": "user", "content": f"[summary of our conversation so far]\n{summary}"},
+                {"role": "assistant", "content": "Understood: I will go on from this summary."},
+                *msgs[last:],
+            ]
+            dropped = len(msgs) - len(kept)
+            note = f"compact: a {len(summary):,}-character summary"
+        else:
+            kept = list(msgs)
+            shed_context(kept, agent.budget, max(1, before // 2), msgs[last])
+            dropped = len(msgs) - len(kept)
+            note = "compact: the summary failed, older output shed instead"
+        msgs[:] = kept
+        agent.budget.last_prompt_tokens = None
+        after = agent.budget.estimate(msgs)
+        self.rt.recorder.compaction(
+            turn=agent.turn,
+            dropped_messages=dropped,
+            tokens_before=before,
+            tokens_after=after,
+            note=note,
+        )
+        self.say(f"{note}: ~{before:,} -> ~{after:,} tokens", "green" if summary else "yellow")
+
+    def _summary(self, history: list[dict], focus: str) -> str | None:
+        """The model's summary of `history`, or None when it gave none."""
+        ask = COMPACT_PROMPT + (f" Focus on: {focus}" if focus else "")
+        try:
+            reply = self.rt.client.chat(
+                [*history, {"role": "user", "content": ask}],
+                [],
+                sampling=dataclasses.replace(self.cfg.llm.sampling, temperature=0.2),
+                protocol=self.cfg.llm.tool_protocol,
+                cancel=self.rt.cancel,
+            )
+        except Exception as exc:  # LLMError, or anything the server did: shed instead
+            self.say(f"the summary failed: {exc}", "yellow")
+            return None
+        text = (reply.message.get("content") or "").strip()
+        if reply.error or reply.interrupted or not text:
+            self.say(f"the summary failed: {reply.error or 'no text'}", "yellow")
+            return None
+        return text
+
     def cmd_exit(self, arg: str) -> str:
         """/exit
         leave coder (Ctrl-D does too)"""
@@ -639,3 +759,8 @@ def session_diff(workspace: Any) -> str:
             for line in lines
         )
     return "".join(out)
+
+
+def _counted(messages: list[dict]) -> int:
+    """Messages as /save, /load, /clear and /sessions count them: the system prompt not."""
+    return sum(m.get("role") != "system" for m in messages)

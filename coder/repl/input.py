@@ -17,6 +17,8 @@ from coder.repl.commands import Commands
 MAX_HISTORY_ENTRY = 64 * 1024  # longer inputs (big pastes) stay out of the history file
 MAX_PATH_COMPLETIONS = 200
 _PATH_WORD = re.compile(r"[\w./~+-]*$")
+PATH_COMMANDS = ("add",)  # commands whose arguments complete as workspace paths
+MENTION_WORD = re.compile(r"(?:^|\s)@[\w./~+-]*$")  # "@pa" as it is typed: complete at once
 
 
 class _History(FileHistory):
@@ -82,6 +84,9 @@ class ReplCompleter(Completer):
                     yield Completion("/" + name, -len(text), display_meta=meta)
             return
         name, _, arg = text[1:].partition(" ")
+        if name in PATH_COMMANDS:  # each argument a workspace path
+            yield from self._paths(arg.rpartition(" ")[2])
+            return
         if " " in arg:
             return
         for choice in self.commands.choices(name):

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from coder.agent import TurnResult
 from coder.repl.approvals import Approvals
+from coder.repl.context_files import Pinned
 
 
 @dataclass
@@ -43,3 +44,4 @@ class ReplState:
     last_result: TurnResult | None = None  # of the last turn run
     pending_notes: list[str] = field(default_factory=list)  # go before the next request
     approvals: Approvals = field(default_factory=Approvals)  # "always" answers
+    pinned: Pinned = field(default_factory=Pinned)  # /add: files the model sees as they are

@@ -48,6 +48,12 @@ def connect(cfg: Config, log_dir: Path, notify: Notify = lambda m: None) -> Serv
         return server
     if p.state == "ready":
         check_model_matches(cfg, p.props, ep)
+        if other := not_the_default(cfg, p.props):
+            notify(
+                f"the llama.cpp server on {ep.address} serves {other}, not coder's default "
+                f"model: using it (to get the default, stop that server or point "
+                f"llm.base_url at a free port)"
+            )
         server = Server(ep, managed=False, props=p.props)
         if cfg.llm.auto_manage and is_local(ep):
             watch(server, cfg, Path(log_dir), notify)
@@ -74,6 +80,17 @@ def connect(cfg: Config, log_dir: Path, notify: Notify = lambda m: None) -> Serv
 
 def is_local(ep: Endpoint) -> bool:
     return ep.host in ("127.0.0.1", "localhost", "::1")
+
+
+def not_the_default(cfg: Config, props: dict) -> str | None:
+    """The file a reused server serves when no model was asked for and it is not the
+    default one (it answers all the same, but never silently)."""
+    from coder.provision import MEMBER
+
+    served = props.get("model_path")
+    if cfg.llm.server.model_path or not served:
+        return None
+    return None if Path(served).name == Path(MEMBER).name else Path(served).name
 
 
 def check_model_matches(cfg: Config, props: dict, ep: Endpoint) -> None:
