@@ -106,7 +106,11 @@ def build_parser():
     srv = sub.add_parser(
         "server", parents=[sub_common], help="status | start | stop the model server"
     )
-    srv.add_argument("action", choices=["status", "start", "stop"])
+    srv.add_argument(
+        "action",
+        choices=["status", "start", "stop"],
+        help="status: is a server up, which model; start: one that outlives coder; stop: it",
+    )
 
     models = sub.add_parser(
         "models", parents=[sub_common], help="list the GGUF models in llm.model_dirs"
@@ -313,6 +317,13 @@ def cmd_server(cfg, args) -> int:
 
     ep = srv.endpoint(cfg)
     if args.action == "start":
+        p = srv.probe(ep.root, cfg.llm.api_key)
+        if p.state in ("ready", "loading"):
+            model = (p.props or {}).get("model_path") or "its model"
+            owner = srv.pidfile_process(ep)
+            by = f", started by `coder server start` (pid {owner.pid})" if owner else ""
+            print(f"a llama.cpp server already runs on {ep.address} ({model}{by}): nothing started")
+            return EXIT_OK
         s = srv.start_detached(cfg, log_dir(cfg), notify=lambda m: print(m, file=sys.stderr))
         print(
             f"llama.cpp server running on {ep.address} (pid {s.pid}); `coder server stop` ends it"

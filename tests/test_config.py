@@ -257,3 +257,22 @@ def test_list_settings_from_the_environment(text, expected):
     assert cfg.agent.tools == expected
     cfg = config.load(None, {}, env={"CODER_LLM__SERVER__EXTRA_ARGS": '--lora "my file.gguf"'})
     assert cfg.llm.server.extra_args == ["--lora", "my file.gguf"]
+
+
+def test_every_flag_of_every_command_has_help_text():
+    import argparse
+
+    from coder.cli import build_parser
+
+    missing = []
+
+    def walk(parser: argparse.ArgumentParser, name: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub, subparser in action.choices.items():
+                    walk(subparser, f"{name} {sub}")
+            elif not action.help:
+                missing.append(f"{name} {action.option_strings or action.dest}")
+
+    walk(build_parser(), "coder")
+    assert missing == []

@@ -179,6 +179,9 @@ def test_a_reused_server_with_another_model_never_answers_silently(tmp_path, mod
         assert "serves other-model.gguf, not coder's default model" in done.stderr
         asked = run_coder(tmp_path, port, "-q", "Say hi", "--model", str(model_path))
         assert asked.returncode == 3 and "other-model.gguf" in asked.stderr
+        again = run_coder(tmp_path, port, "server", "start")  # one is running: said, exit 0
+        assert again.returncode == 0, again.stderr
+        assert "already runs" in again.stdout and "other-model.gguf" in again.stdout
     finally:
         proc.terminate()
         proc.wait(30)

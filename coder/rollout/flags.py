@@ -42,7 +42,12 @@ def add_parsers(sub, common) -> None:
 
 
 def _run_flags(p, samples: int, tasks_optional: bool = False) -> None:
-    p.add_argument("tasks", metavar="TASKS.jsonl", nargs="?" if tasks_optional else None)
+    p.add_argument(
+        "tasks",
+        metavar="TASKS.jsonl",
+        nargs="?" if tasks_optional else None,
+        help="one task a line: {id, prompt, repo, verify, ...} (docs/rollouts.md)",
+    )
     p.add_argument(
         "--samples",
         "-n",
