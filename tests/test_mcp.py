@@ -354,3 +354,12 @@ def test_coder_killed_leaves_no_mcp_process(tmp_path, srv, sig):
     finally:
         proc.kill()
         proc.communicate()
+
+
+def test_mcp_command_without_servers_says_so(tmp_path, srv):
+    cfg = config(tmp_path, srv.base_url)
+    console = Console(file=io.StringIO(), width=200, color_system=None)
+    with open_runtime(cfg, lambda m: None) as rt:
+        assert rt.mcp is None and [t["function"]["name"] for t in rt.agent.tools] == ["read_file"]
+        Commands(rt, console).run("mcp", "")
+    assert "no MCP servers configured" in console.file.getvalue()
