@@ -237,6 +237,7 @@ def test_a_server_that_fails_to_start_is_reported_and_the_session_goes_on(tmp_pa
         srv.base_url,
         broken=server_spec("--fail"),
         missing=McpServerConfig(command=str(tmp_path / "no-such-program")),
+        silent=McpServerConfig(command="sleep", args=["60"], startup_timeout=1.0),
         calc=server_spec(),
     )
     notices: list[str] = []
@@ -245,11 +246,13 @@ def test_a_server_that_fails_to_start_is_reported_and_the_session_goes_on(tmp_pa
         result = run_turn(rt.agent, "hi", cancel=rt.cancel)
         states = {name: s.state for name, s in rt.mcp.servers.items()}
     assert result.answer == "fine"
-    assert states == {"broken": "failed", "missing": "failed", "calc": "ready"}
+    assert states == {"broken": "failed", "missing": "failed", "silent": "failed", "calc": "ready"}
     [broken] = [n for n in notices if "'broken'" in n]
     assert "did not start" in broken and "cannot start: --fail given" in broken
     [missing] = [n for n in notices if "'missing'" in n]
     assert "command not found" in missing
+    [silent] = [n for n in notices if "'silent'" in n]
+    assert "not ready after 1 s (mcp.servers.silent.startup_timeout)" in silent
     names = offered(srv.chat_requests()[0])
     assert "mcp__calc__add" in names and not any("broken" in n for n in names)
 

@@ -63,8 +63,6 @@ class Server:
     process: Any = None  # anyio Process
     stop: asyncio.Event | None = None
     done: concurrent.futures.Future | None = None
-    started_at: float = field(default_factory=time.monotonic)
-    ready_at: float | None = None
 
 
 class McpHost:
@@ -77,13 +75,11 @@ class McpHost:
         cwd: Path,
         log_dir: Path | None,
         notify: Callable[[str], None],
-        env: dict[str, str] | None = None,
     ) -> None:
         self.servers = {name: Server(name, spec) for name, spec in specs.items()}
         self.cwd = cwd
         self.log_dir = log_dir
         self.notify = notify
-        self.base_env = env  # None: the SDK's minimal default (HOME, PATH, USER, ...)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run_loop, name="mcp", daemon=True)
         self._closed = False
@@ -140,7 +136,9 @@ class McpHost:
         if not self._thread.is_alive():
             return
         for server in self.servers.values():
-            if server.stop is not None:
+            if server.state == State.STARTING and server.done is not None:
+                server.done.cancel()  # a handshake need not finish to be abandoned
+            elif server.stop is not None:
                 self._loop.call_soon_threadsafe(server.stop.set)
         futures = [s.done for s in self.servers.values() if s.done is not None]
         concurrent.futures.wait(futures, timeout=CLOSE_TIMEOUT)
@@ -194,12 +192,10 @@ class McpHost:
             srv.process, srv.pid = process, process.pid
             _watch(process.pid)
 
-        env = (get_default_environment() if self.base_env is None else dict(self.base_env)) | (
-            srv.spec.env
-        )
         transport = stdio_transport(
             [srv.spec.command, *srv.spec.args],
-            env=env,
+            # the SDK's minimal environment (HOME, PATH, USER, ...): none of coder's keys
+            env=get_default_environment() | srv.spec.env,
             cwd=self.cwd,
             stderr=stderr if stderr is not None else _devnull(),
             started=started,
@@ -212,7 +208,7 @@ class McpHost:
                 srv.tools = await _list_tools(client)
                 scope.deadline = math.inf
                 srv.client = client
-                srv.state, srv.ready_at = State.READY, time.monotonic()
+                srv.state = State.READY
                 try:
                     assert srv.stop is not None
                     while not srv.stop.is_set() and srv.process.returncode is None:
