@@ -20,7 +20,7 @@ from coder.chat import ChatResult, Stop, Terminated, ToolCall
 from coder.config import Config, ConfigError
 from coder.context import Budget, shed_context
 from coder.llm import LLMError
-from coder.tools import ToolContext, ToolResult
+from coder.tools import Tool, ToolContext, ToolResult
 
 if TYPE_CHECKING:
     from coder.config import Sampling
@@ -130,6 +130,9 @@ class Agent:
     turn: int = 0
     budget: Budget = field(default_factory=Budget)
     tool_names: list[str] | None = None  # None: every registered tool
+    # tools beyond the registry (MCP servers'), asked again for every request: a server
+    # that died takes its tools out of the next one
+    extra_tools: Callable[[], list[Tool]] = field(default=lambda: [])
     # False: whole replies, not streamed. llama.cpp sends no sampled token ids for native
     # tool calls while streaming, so a rollout that must be token-exact asks without.
     stream: bool = True
@@ -140,7 +143,11 @@ class Agent:
 
     @property
     def tools(self) -> list[dict]:
-        return toolbox.schemas(self.tool_names)
+        return toolbox.schemas(self.tool_names, self.extra_tools())
+
+    def callable_tools(self) -> dict[str, Tool]:
+        """What a call may name: the registry and the extra tools of the moment."""
+        return {**toolbox.REGISTRY, **{t.name: t for t in self.extra_tools()}}
 
     def clear(self) -> None:
         """Forget the conversation, keep the system prompt."""
@@ -381,7 +388,7 @@ def _run_tool(agent: Agent, call: ToolCall, sink: Sink, turn: int, step: int) ->
     if call.error:
         out = ToolResult(f"error: arguments are not valid JSON: {call.error}", True, 0.0)
     else:
-        out = toolbox.dispatch(call.name, call.arguments, agent.tool_ctx)
+        out = toolbox.dispatch(call.name, call.arguments, agent.tool_ctx, agent.callable_tools())
     sink.tool_result(call, out)
     if agent.recorder:
         agent.recorder.tool_result(turn, step, call, out)

@@ -1,6 +1,7 @@
 """Assemble a working session in the spec's order, and take it apart in reverse.
 
-config -> logger -> server -> client -> tools -> (REPL / -q) -> stop server -> close logger.
+config -> logger -> MCP servers (started in the background) -> server -> client -> tools
+-> (REPL / -q) -> stop server -> stop MCP servers -> close logger.
 SIGTERM and SIGHUP are turned into `chat.Terminated` (a SystemExit) by the CLI, so the
 `finally` here runs on every way out: no orphan server, no lost log record, and
 session_end says `terminated` or `hangup`.
@@ -9,12 +10,14 @@ session_end says `terminated` or `hangup`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from coder import config as config_mod
 from coder import server as srv
@@ -27,6 +30,9 @@ from coder.llm import Client
 from coder.log import Logger, Recorder
 from coder.tools import ToolContext
 from coder.tools.workspace import Workspace, WorkspaceError
+
+if TYPE_CHECKING:
+    from coder.mcp import McpHost
 
 
 @dataclass
@@ -52,6 +58,7 @@ class Runtime:
     notify: Notifier
     instructions: Instructions = field(default_factory=Instructions)  # AGENTS.md and the like
     end_reason: str = "exit"  # for session_end; the caller may set it (-q: the turn's stop)
+    mcp: McpHost | None = None  # the MCP servers (None: none configured)
 
 
 def workspace_root(cfg: Config) -> Path:
@@ -86,8 +93,10 @@ def open_runtime(cfg: Config, notify: Callable[[str], None]) -> Iterator[Runtime
     notifier = Notifier(notify)
     server = None
     client = None
+    mcp = None
     rt: Runtime | None = None
     try:
+        mcp = start_mcp(cfg, root, notifier)  # they start while the model server does
         server = srv.connect(cfg, log_dir(cfg), notifier)
         client = Client(
             server.base_url,
@@ -111,6 +120,12 @@ def open_runtime(cfg: Config, notify: Callable[[str], None]) -> Iterator[Runtime
         )
         for warning in [*instructions.notices, *server_warnings(cfg, client.props(), n_ctx)]:
             notifier(warning)
+        extra_tools = _no_tools
+        if mcp is not None:
+            from coder.mcp.tools import mcp_tools
+
+            mcp.wait_started()  # each server within its startup_timeout
+            extra_tools = functools.partial(mcp_tools, mcp)
         agent = Agent(
             client=client,
             config=cfg,
@@ -119,6 +134,7 @@ def open_runtime(cfg: Config, notify: Callable[[str], None]) -> Iterator[Runtime
             messages=[system],
             tool_names=tool_names,
             budget=Budget(n_ctx=n_ctx),
+            extra_tools=extra_tools,
         )
         recorder.session_start(
             config=config_mod.as_dict(cfg),
@@ -128,7 +144,9 @@ def open_runtime(cfg: Config, notify: Callable[[str], None]) -> Iterator[Runtime
             git_head=git_head(root),
             extra={"tool_protocol": client.resolve_protocol(cfg.llm.tool_protocol)},
         )
-        rt = Runtime(cfg, logger, recorder, server, client, agent, cancel, notifier, instructions)
+        rt = Runtime(
+            cfg, logger, recorder, server, client, agent, cancel, notifier, instructions, mcp=mcp
+        )
         yield rt
     except BaseException as exc:
         if rt is not None:
@@ -138,6 +156,8 @@ def open_runtime(cfg: Config, notify: Callable[[str], None]) -> Iterator[Runtime
         if client is not None:
             client.close()
         srv.stop(server)
+        if mcp is not None:
+            mcp.close()
         if rt is not None:  # session_start was written
             recorder.session_end(rt.end_reason)
         logger.close()
@@ -148,6 +168,20 @@ def open_runtime(cfg: Config, notify: Callable[[str], None]) -> Iterator[Runtime
                 f"{lost} log records could not be written to {logger.dir} "
                 f"({stats['last_error']}): this session's training data is incomplete"
             )
+
+
+def start_mcp(cfg: Config, root: Path, notify: Callable[[str], None]) -> McpHost | None:
+    """The configured MCP servers, starting (None, and nothing of the SDK imported, when
+    there are none)."""
+    if not cfg.mcp.servers:
+        return None
+    from coder.mcp import start_servers
+
+    return start_servers(cfg, root, log_dir(cfg), notify)
+
+
+def _no_tools() -> list:
+    return []
 
 
 def end_reason(exc: BaseException, reason: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from .arguments import coerce, parse_arguments, signature, validate
@@ -59,26 +59,30 @@ def default_tools() -> list[str]:
     return [name for name, t in REGISTRY.items() if t.default]
 
 
-def schemas(names: Iterable[str] | None = None) -> list[dict]:
+def schemas(names: Iterable[str] | None = None, extra: Iterable[Tool] = ()) -> list[dict]:
     """OpenAI `tools` entries for the named tools (the default ones, in registration
-    order, if None)."""
+    order, if None), then the `extra` ones (tools of MCP servers, not in the registry)."""
     chosen = default_tools() if names is None else [n for n in names if n in REGISTRY]
-    return [
-        {
-            "type": "function",
-            "function": {
-                "name": REGISTRY[n].name,
-                "description": REGISTRY[n].description,
-                "parameters": REGISTRY[n].parameters,
-            },
-        }
-        for n in chosen
-    ]
+    return [schema(REGISTRY[n]) for n in chosen] + [schema(t) for t in extra]
 
 
-def dispatch(name: str, arguments: str | dict, ctx: ToolContext) -> ToolResult:
+def schema(tool: Tool) -> dict:
+    return {
+        "type": "function",
+        "function": {
+            "name": tool.name,
+            "description": tool.description,
+            "parameters": tool.parameters,
+        },
+    }
+
+
+def dispatch(
+    name: str, arguments: str | dict, ctx: ToolContext, tools: Mapping[str, Tool] | None = None
+) -> ToolResult:
     """Run a tool call. Never raises except KeyboardInterrupt. The result's duration is the
-    tool's own work: time spent waiting for the user's approval is left out."""
+    tool's own work: time spent waiting for the user's approval is left out. `tools` is
+    what may be called (the registry if None)."""
     start = time.perf_counter()
     waited = [0.0]
     ask = ctx.approve
@@ -93,7 +97,7 @@ def dispatch(name: str, arguments: str | dict, ctx: ToolContext) -> ToolResult:
     try:
         # a copy: the shared context may be used by another thread meanwhile
         tctx = replace(ctx, approve=timed_approve)
-        output, is_error = _run(name, arguments, tctx), False
+        output, is_error = _run(name, arguments, tctx, REGISTRY if tools is None else tools), False
     except (ToolError, WorkspaceError) as e:
         output, is_error = error_text(str(e)), True
     except KeyboardInterrupt:
@@ -105,10 +109,10 @@ def dispatch(name: str, arguments: str | dict, ctx: ToolContext) -> ToolResult:
     return ToolResult(output, is_error, max(0.0, elapsed) * 1000.0)
 
 
-def _run(name: str, arguments: str | dict, ctx: ToolContext) -> str:
-    tool = REGISTRY.get(name) if isinstance(name, str) else None
+def _run(name: str, arguments: str | dict, ctx: ToolContext, tools: Mapping[str, Tool]) -> str:
+    tool = tools.get(name) if isinstance(name, str) else None
     if tool is None:
-        raise ToolError(f"unknown tool '{name}'. Available tools: {', '.join(REGISTRY)}")
+        raise ToolError(f"unknown tool '{name}'. Available tools: {', '.join(tools)}")
     args = coerce(tool.parameters, parse_arguments(arguments))
     problems = validate(tool.parameters, args)
     if problems:

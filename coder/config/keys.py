@@ -3,7 +3,9 @@ for config files, the environment, the command line and `/config KEY VALUE`."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Callable
@@ -39,9 +41,55 @@ def set_key(
             raise ConfigError(f"{source}: '{dotted}' must be a mapping, got {_kind(value)}")
         merge(current, value, prefix=f"{dotted}.", source=source)
         return
+    if typing.get_origin(hint) is dict:
+        _set_entries(current, typing.get_args(hint)[1], rest, value, source, from_text, dotted)
+        return
     if rest:
         raise ConfigError(f"{source}: unknown key '{dotted}' ('{head}' has no sub-keys)")
     setattr(obj, head, coerce(value, hint, dotted, source, from_text))
+
+
+NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _check_name(name: str, dotted: str, source: str) -> None:
+    if not NAME.fullmatch(name):
+        raise ConfigError(
+            f"{source}: '{dotted}': the name {name!r} may hold only letters, digits, _ and -"
+        )
+
+
+def _set_entries(
+    mapping: dict, item: Any, rest: str, value: Any, source: str, from_text: bool, dotted: str
+) -> None:
+    """A mapping of names to values (mcp.servers): given whole, its entries are merged
+    into what earlier sources set, one by one (`NAME: null` drops one); `KEY.NAME[.sub]`
+    sets one entry or a key inside it."""
+    if not rest:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: '{dotted}' must be a mapping, got {_kind(value)}")
+        for name, entry in value.items():
+            _check_name(str(name), f"{dotted}.{name}", source)
+            _set_entries(mapping, item, str(name), entry, source, from_text, f"{dotted}.{name}")
+        return
+    name, _, sub = rest.partition(".")
+    _check_name(name, dotted, source)
+    if value is None and not sub:
+        mapping.pop(name, None)
+        return
+    if not dataclasses.is_dataclass(item):
+        if sub:
+            raise ConfigError(f"{source}: unknown key '{dotted}' ('{name}' has no sub-keys)")
+        mapping[name] = coerce(value, item, dotted, source, from_text)
+        return
+    entry = copy.deepcopy(mapping.get(name) or item())
+    if sub:
+        set_key(entry, sub, value, source, from_text, dotted)
+    elif isinstance(value, dict):
+        merge(entry, value, prefix=f"{dotted}.", source=source)
+    else:
+        raise ConfigError(f"{source}: '{dotted}' must be a mapping, got {_kind(value)}")
+    mapping[name] = entry  # only once every key in it was valid
 
 
 def coerce(value: Any, hint: Any, key: str, source: str, from_text: bool = False) -> Any:
@@ -139,6 +187,9 @@ def as_dict(cfg: Config, redact: bool = True) -> dict:
     data.pop("sources", None)
     if redact and data["llm"].get("api_key"):
         data["llm"]["api_key"] = REDACTED
+    if redact:  # an MCP server's env is where its tokens go
+        for server in data["mcp"]["servers"].values():
+            server["env"] = {name: REDACTED for name in server["env"]}
     return data
 
 
@@ -245,3 +296,9 @@ def check_ranges(cfg: Config) -> None:
         if value < low or (high is not None and value > high):
             bound = f"between {low} and {high}" if high is not None else f"at least {low}"
             raise ConfigError(f"'{key}' must be {bound}; got {value}")
+    for name, server in cfg.mcp.servers.items():
+        if not server.command.strip():
+            raise ConfigError(f"'mcp.servers.{name}.command' is required (the program to run)")
+        for key in ("startup_timeout", "timeout"):
+            if getattr(server, key) <= 0:
+                raise ConfigError(f"'mcp.servers.{name}.{key}' must be above 0")

@@ -98,10 +98,29 @@ class ReplConfig:
 
 
 @dataclass
+class McpServerConfig:
+    """One MCP server coder starts (stdio): `command args...` with `env` added to a
+    minimal environment, in the workspace."""
+
+    command: str = ""
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    trusted: bool = False  # its tools run without approval (else tools.shell.approval applies)
+    startup_timeout: float = 30.0
+    timeout: float = 120.0  # one tool call
+
+
+@dataclass
+class McpConfig:
+    servers: dict[str, McpServerConfig] = field(default_factory=dict)
+
+
+@dataclass
 class Config:
     llm: LLMConfig = field(default_factory=LLMConfig)
     agent: AgentConfig = field(default_factory=AgentConfig)
     tools: ToolsConfig = field(default_factory=ToolsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     repl: ReplConfig = field(default_factory=ReplConfig)
+    mcp: McpConfig = field(default_factory=McpConfig)
     sources: list[str] = field(default_factory=list, repr=False)

@@ -426,17 +426,49 @@ class Commands:
     def cmd_tools(self, arg: str) -> None:
         """/tools
         list the tools the model can call"""
-        from coder import tools as toolbox
-
         approval = self.agent.tool_ctx.approval
+        callable_tools = self.agent.callable_tools()
         rows = []
         for schema in self.agent.tools:
             name = schema["function"]["name"]
             desc = schema["function"].get("description") or ""  # short; cutting hits "e.g."
-            tool = toolbox.REGISTRY.get(name)
+            tool = callable_tools.get(name)
             note = f" [approval: {approval}]" if tool is not None and tool.needs_approval else ""
             rows.append((name, desc + note))
         self._table(rows)
+
+    def cmd_mcp(self, arg: str) -> None:
+        """/mcp
+        the MCP servers (mcp.servers): state, process, tools"""
+        host = self.rt.mcp
+        if host is None:
+            self.say("no MCP servers configured (mcp.servers in ~/.config/coder/config.yaml)")
+            return
+        from coder.mcp.tools import tool_name
+
+        styles = {"ready": "green", "starting": "yellow", "stopped": "dim"}
+        for server in host.servers.values():
+            state = Text(str(server.state), style=styles.get(server.state, "red"))
+            head = Text.assemble(
+                (server.name, "bold"),
+                "  ",
+                state,
+                f"  pid {server.pid}" if server.pid else "",
+                "  trusted"
+                if server.spec.trusted
+                else f"  approval: {self.agent.tool_ctx.approval}",
+            )
+            self.out.print(head)
+            command = " ".join([server.spec.command, *server.spec.args])
+            rows = [("command", command)]
+            if server.error:
+                rows.append(("error", server.error))
+            if server.log_path:
+                rows.append(("log", str(server.log_path)))
+            if server.state == "ready":
+                names = [tool_name(server.name, t.name) for t in server.tools]
+                rows.append(("tools", ", ".join(names) or "none"))
+            self._table([(f"  {k}", v) for k, v in rows])
 
     def cmd_stats(self, arg: str) -> None:
         """/stats
@@ -723,6 +755,11 @@ def _redacted_value(key: str, value: Any, cfg: config_mod.Config) -> Any:
     if key in ("llm", "llm.api_key") or key == "":
         data = config_mod.as_dict(cfg)
         return data["llm"] if key == "llm" else data["llm"]["api_key"]
+    if key.split(".")[0] == "mcp":  # servers' env values are masked there
+        data = config_mod.as_dict(cfg)
+        for part in key.split("."):
+            data = data[part]
+        return data
     if dataclasses.is_dataclass(value):
         return dataclasses.asdict(value)
     return value
