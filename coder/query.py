@@ -117,20 +117,10 @@ def resume_for_query(rt, args, notify) -> str | None:
 
 def save_conversation(rt, name: str | None, notify) -> None:
     """Keep a -q conversation like the REPL's, so `coder -c` can go on from it."""
-    from coder import config as config_mod
     from coder import sessions
 
-    here = str(rt.agent.tool_ctx.workspace.root)
     try:
-        sessions.save(
-            rt.config.repl.sessions_dir,
-            name or sessions.auto_name(here),
-            rt.agent.messages,
-            rt.agent.tools,
-            config_mod.as_dict(rt.config),
-            workspace=here,
-            secrets=[rt.config.llm.api_key],
-        )
+        rt.save_conversation(name)
     except sessions.SessionError as exc:
         notify(f"the conversation was not saved: {exc}")
 

@@ -58,6 +58,23 @@ class Runtime:
     notify: Notifier
     instructions: Instructions = field(default_factory=Instructions)  # AGENTS.md and the like
     end_reason: str = "exit"  # for session_end; the caller may set it (-q: the turn's stop)
+
+    def save_conversation(self, name: str | None = None) -> Path:
+        """Save the conversation (REPL and -q alike) under `name`, or a new name for this
+        workspace; secrets masked. Raises sessions.SessionError."""
+        from coder import sessions
+
+        here = str(self.agent.tool_ctx.workspace.root)
+        return sessions.save(
+            self.config.repl.sessions_dir,
+            name or sessions.auto_name(here),
+            self.agent.messages,
+            self.agent.tools,
+            config_mod.as_dict(self.config),
+            workspace=here,
+            secrets=[self.config.llm.api_key],
+        )
+
     mcp: McpHost | None = None  # the MCP servers (None: none configured)
 
 

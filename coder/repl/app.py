@@ -309,9 +309,8 @@ class Repl:
         """Keep the conversation as it goes, so `coder -c` finds it after /exit (or a crash)."""
         if len(self.rt.agent.messages) < 2:
             return
-        name = self.state.session_name or sessions.auto_name(self.commands.workspace)
         try:
-            self.state.session_name = self.commands.save_as(name).stem
+            self.state.session_name = self.rt.save_conversation(self.state.session_name).stem
         except sessions.SessionError as exc:
             if not self._autosave_failed:  # once: the REPL goes on without it
                 self.notify(f"the conversation is not being saved: {exc}")

@@ -142,22 +142,10 @@ class Commands:
     def cmd_save(self, arg: str) -> None:
         """/save [NAME]
         save the conversation (default name: the current one, else a timestamp)"""
-        name = arg or self.state.session_name or sessions.auto_name(self.workspace)
-        path = self.save_as(name)
+        path = self.rt.save_conversation(arg or self.state.session_name)
         self.state.session_name = path.stem
         n = _counted(self.agent.messages)
         self.say(f"saved {path.stem} ({n} messages) to {path}", "green")
-
-    def save_as(self, name: str):
-        return sessions.save(
-            self.sessions_dir,
-            name,
-            self.agent.messages,
-            self.agent.tools,
-            config_mod.as_dict(self.cfg),
-            workspace=self.workspace,
-            secrets=[self.cfg.llm.api_key],
-        )
 
     def complete_save(self) -> list[str]:
         return [s.name for s in sessions.list_sessions(self.sessions_dir)]
