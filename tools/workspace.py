@@ -15,6 +15,7 @@ import hashlib
 import os
 import re
 import stat
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -399,3 +400,23 @@ def _umask() -> int:
 
 
 _UMASK = _umask()  # read once: changing the umask later is racy with other threads
+
+
+def find_program(name: str, root: Path) -> str | None:
+    """An executable next to coder's interpreter (its own environment), else the first on
+    PATH. Relative PATH entries and anything inside the workspace are passed over: nothing
+    in the workspace may change which program coder runs."""
+    dirs = [str(Path(sys.executable).parent), *os.environ.get("PATH", "").split(os.pathsep)]
+    for d in dirs:
+        if not d or not os.path.isabs(d):
+            continue
+        candidate = Path(d) / name
+        try:
+            real = candidate.resolve(strict=True)
+        except (OSError, RuntimeError):
+            continue
+        if real.is_relative_to(root) and Path(d) != Path(sys.executable).parent:
+            continue
+        if real.is_file() and os.access(real, os.X_OK):
+            return str(candidate)
+    return None
