@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..atomic import atomic_write
+from .ignore import Ignores
 
 # Never listed, searched or walked into (also by grep, rg and fallback alike).
 SKIP_DIRS = frozenset({".git", "node_modules", "target", ".venv", "__pycache__"})
@@ -296,10 +297,12 @@ class Workspace:
 
     # -- walking ---------------------------------------------------------------
 
-    def walk_files(self, start: Path, exclude: list[Glob] | None = None) -> Iterator[str]:
+    def walk_files(
+        self, start: Path, exclude: list[Glob] | None = None, ignores: Ignores | None = None
+    ) -> Iterator[str]:
         """Relative paths of regular files under `start` (not following symlinks, skipping
-        FIFOs, sockets and devices, SKIP_DIRS and anything matching an `exclude` glob), in no
-        particular order."""
+        FIFOs, sockets and devices, SKIP_DIRS, anything matching an `exclude` glob and what
+        `ignores` ignores), in no particular order."""
         exclude = exclude or []
         rel_start = self.relative(start)
         stack = [(str(start), "" if rel_start == "." else rel_start + "/")]
@@ -314,10 +317,16 @@ class Workspace:
                     rel = prefix + e.name
                     try:  # DirEntry answers from the directory listing: no stat per file
                         if e.is_dir(follow_symlinks=False):
-                            if e.name not in SKIP_DIRS and not _excluded(rel, e.name, exclude):
+                            if (
+                                e.name not in SKIP_DIRS
+                                and not _excluded(rel, e.name, exclude)
+                                and not (ignores and ignores.ignored(rel, True))
+                            ):
                                 stack.append((e.path, rel + "/"))
-                        elif e.is_file(follow_symlinks=False) and not _excluded(
-                            rel, e.name, exclude
+                        elif (
+                            e.is_file(follow_symlinks=False)
+                            and not _excluded(rel, e.name, exclude)
+                            and not (ignores and ignores.ignored(rel, False))
                         ):
                             yield rel
                     except OSError:
