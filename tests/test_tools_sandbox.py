@@ -259,3 +259,11 @@ def test_coder_refuses_to_start_without_the_sandbox_it_was_asked_for(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "tools.shell.sandbox: bwrap is not installed" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+@needs_bwrap
+def test_what_a_command_leaves_in_the_background_ends_with_it(ctx):
+    marker = f"{uuid.uuid4().int % 10**6 + 1000}.125"
+    r = sh(ctx, f"nohup sleep {marker} >/dev/null 2>&1 & echo started")
+    assert r.output == "started\n[exit code 0]"
+    assert none_left(marker, within=2.0)

@@ -14,7 +14,9 @@ run to decide, so nothing in the workspace can choose code that coder runs, as a
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -22,6 +24,9 @@ from pathspec import GitIgnoreSpec
 
 IGNORE_FILES = (".gitignore", ".ignore", ".rgignore")  # later files take precedence
 MAX_IGNORE_FILE = 1 << 20  # bytes of one ignore file read; the rest is not
+Rule = tuple[re.Pattern[str], bool]  # (regex, ignores: False for a !negation)
+Rules = tuple[re.Pattern[str] | None, list[Rule]]  # (any rule matches, rules last first)
+_GROUP = re.compile(r"\(\?P<\w+>")
 
 
 def rules_for(root: Path, start: str, include_ignored: bool) -> Ignores | None:
@@ -40,28 +45,55 @@ class Ignores:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._specs: dict[str, GitIgnoreSpec | None] = {}
+        self._specs: dict[str, Rules] = {}
+        self._chains: dict[str, list[tuple[int, Rules]]] = {}
 
     def ignored(self, rel: str, is_dir: bool) -> bool:
         """Whether `rel` (relative to the root, '/'-separated) is ignored by itself; a walk
         does not enter an ignored directory, so what is below one is never asked about."""
-        parts = rel.split("/")
-        verdict: bool | None = None
-        for i in range(len(parts)):  # the directories from the root down to rel's own
-            spec = self._spec("/".join(parts[:i]))
-            if spec is not None:
-                result = spec.check_file("/".join(parts[i:]) + ("/" if is_dir else ""))
-                if result.include is not None:
-                    verdict = result.include
-        return bool(verdict)
+        path = rel + "/" if is_dir else rel
+        for start, (anyone, rules) in reversed(self._chain(rel.rpartition("/")[0])):
+            sub = path[start:]  # relative to the ignore file's directory; deepest first
+            if anyone is not None and not anyone.match(sub):
+                continue  # most paths match no rule: one search instead of one per rule
+            for regex, ignore in rules:  # last match first: the last matching line decides
+                if regex.match(sub):  # anchored at the start by pathspec
+                    return ignore
+        return False
 
-    def _spec(self, rel_dir: str) -> GitIgnoreSpec | None:
+    def _chain(self, rel_dir: str) -> list[tuple[int, Rules]]:
+        """The rules that apply in `rel_dir`, root first, each with where paths relative to
+        its directory start; computed once per directory (a walk asks once per entry)."""
+        if rel_dir not in self._chains:
+            parent, _, _ = rel_dir.rpartition("/")
+            chain = self._chain(parent) if rel_dir else []
+            spec = self._spec(rel_dir)
+            start = len(rel_dir) + 1 if rel_dir else 0
+            self._chains[rel_dir] = [*chain, (start, spec)] if spec[1] else chain
+        return self._chains[rel_dir]
+
+    def _spec(self, rel_dir: str) -> Rules:
         if rel_dir not in self._specs:
             directory = self.root / rel_dir if rel_dir else self.root
             names = [".git/info/exclude"] if not rel_dir else []
             lines = [ln for n in (*names, *IGNORE_FILES) for ln in _read_lines(directory / n)]
-            self._specs[rel_dir] = GitIgnoreSpec.from_lines(lines) if lines else None
+            self._specs[rel_dir] = _compile(tuple(lines))
         return self._specs[rel_dir]
+
+
+@functools.lru_cache(maxsize=256)  # each tool call reads the files again, compiles once
+def _compile(lines: tuple[str, ...]) -> Rules:
+    """pathspec's translation of gitignore lines to regexes, last line first, and one
+    regex matching where any of them does. (pathspec's own check_file runs every rule's
+    regex with more overhead per path, which a listing of thousands of files pays at
+    every level: 4.7x the walk's time without ignores, against 2.8x here; bench_ignore.)"""
+    spec = GitIgnoreSpec.from_lines(lines)
+    rules = [(p.regex, p.include) for p in reversed(spec.patterns) if p.include is not None]
+    try:  # the rules' regexes name a group each (the same name): unnamed in the union
+        anyone = re.compile("|".join(_GROUP.sub("(?:", r.pattern) for r, _ in rules))
+    except re.error:
+        anyone = None
+    return (anyone if rules else None), rules
 
 
 def _read_lines(p: Path) -> list[str]:

@@ -11,8 +11,10 @@ inside if only bwrap is killed.
 --as-pid-1: the command is the namespace's init, with no bwrap reaper above it. With the
 reaper, bwrap exits before its reaper is reaped, which left a zombie in the command's
 group until the system's init got to it (2 s in this container): coder took that for a
-process left running. The price: bash as init ignores SIGTERM, so a timeout takes the
-group kill's grace period before SIGKILL.
+process left running. As init, bash ignores SIGTERM, but bwrap does not: the group's
+SIGTERM ends bwrap and --die-with-parent SIGKILLs bash (a timeout costs no grace period).
+And when bash exits, the kernel ends its namespace: what a command left running in the
+background ends with it, at once (without the sandbox coder stops it and says so).
 """
 
 from __future__ import annotations
