@@ -29,6 +29,8 @@ from coder.instructions import Instructions, load_instructions, user_dir
 from coder.llm import Client
 from coder.log import Logger, Recorder
 from coder.tools import ToolContext
+from coder.tools.sandbox import SandboxError
+from coder.tools.sandbox import check as check_sandbox
 from coder.tools.workspace import Workspace, WorkspaceError
 
 if TYPE_CHECKING:
@@ -92,6 +94,10 @@ def open_runtime(cfg: Config, notify: Callable[[str], None]) -> Iterator[Runtime
     Tool approval starts as "refuse": the caller sets `rt.agent.tool_ctx.approve`."""
     root = workspace_root(cfg)
     tool_names = offered_tools(cfg, root)
+    try:  # asked for and impossible here: said before anything starts
+        check_sandbox(cfg.tools.shell.sandbox, root)
+    except SandboxError as exc:
+        raise ConfigError(str(exc)) from None
     instructions = load_instructions(root, user_dir())
     # a bad system prompt path fails before the server starts
     system = {"role": "system", "content": system_prompt(cfg) + instructions.prompt()}
@@ -133,6 +139,7 @@ def open_runtime(cfg: Config, notify: Callable[[str], None]) -> Iterator[Runtime
             approval=cfg.tools.shell.approval,
             shell_timeout=cfg.tools.shell.timeout,
             max_output_bytes=cfg.tools.shell.max_output_bytes,
+            sandbox=cfg.tools.shell.sandbox,
             cancel=cancel,
         )
         for warning in [*instructions.notices, *server_warnings(cfg, client.props(), n_ctx)]:

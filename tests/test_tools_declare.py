@@ -178,3 +178,34 @@ def test_the_prompt_schemas_of_two_tools_exactly():
             "additionalProperties": False,
         },
     }
+
+
+def test_include_ignored_in_three_listing_tools_exactly():
+    """#19 point 9 added one parameter to tree, find_files and grep (every prompt carries
+    it): the same short description in each, last, optional. list_dir has none (its note
+    points to tree): SmolLM2 answered a read-README request in prose once it had one."""
+    by_name = {s["function"]["name"]: s["function"]["parameters"] for s in tools.schemas()}
+    expect = {
+        "tree": ["path", "depth", "include_ignored"],
+        "find_files": ["pattern", "path", "include_ignored"],
+        "grep": [
+            "pattern",
+            "path",
+            "glob",
+            "context",
+            "max_results",
+            "ignore_case",
+            "fixed_strings",
+            "include_ignored",
+        ],
+    }
+    for name, params in expect.items():
+        props = by_name[name]["properties"]
+        assert list(props) == params, name
+        assert props["include_ignored"] == {
+            "type": "boolean",
+            "description": "also files that .gitignore excludes",
+        }
+        assert "include_ignored" not in by_name[name]["required"]
+    others = [n for n in by_name if n not in expect]
+    assert all("include_ignored" not in by_name[n]["properties"] for n in others)

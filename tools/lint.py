@@ -11,10 +11,8 @@ through approval like run_shell and its output is read line by line.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -24,7 +22,7 @@ from .declare import tool
 from .output import ToolError
 from .registry import ToolContext
 from .shell import command_env, run_command
-from .workspace import Workspace
+from .workspace import Workspace, find_program
 
 MAX_ITEMS = 50  # diagnostics shown; the total is always given
 
@@ -81,23 +79,8 @@ LINTERS = {
 
 
 def find_linter(name: str, root: Path) -> str | None:
-    """The linter's executable: next to coder's interpreter (its own environment), else
-    the first on PATH. Relative PATH entries and anything inside the workspace are
-    passed over: nothing in the workspace may change which program coder runs."""
-    dirs = [str(Path(sys.executable).parent), *os.environ.get("PATH", "").split(os.pathsep)]
-    for d in dirs:
-        if not d or not os.path.isabs(d):
-            continue
-        candidate = Path(d) / name
-        try:
-            real = candidate.resolve(strict=True)
-        except (OSError, RuntimeError):
-            continue
-        if real.is_relative_to(root) and Path(d) != Path(sys.executable).parent:
-            continue
-        if real.is_file() and os.access(real, os.X_OK):
-            return str(candidate)
-    return None
+    """The linter's executable (see `find_program`)."""
+    return find_program(name, root)
 
 
 def run_linter(ws: Workspace, linter: Linter, paths: list[str], timeout: float) -> list[Diagnostic]:

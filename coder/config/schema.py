@@ -73,6 +73,7 @@ class ShellConfig:
     approval: Literal["ask", "auto", "never"] = "ask"
     timeout: float = 120.0
     max_output_bytes: int = 32768
+    sandbox: Literal["none", "bwrap"] = "none"
 
 
 @dataclass

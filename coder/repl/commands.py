@@ -275,6 +275,7 @@ class Commands:
         ctx.approval = cfg.tools.shell.approval
         ctx.shell_timeout = cfg.tools.shell.timeout
         ctx.max_output_bytes = cfg.tools.shell.max_output_bytes
+        ctx.sandbox = cfg.tools.shell.sandbox
 
     def cmd_model(self, arg: str) -> None:
         """/model [NAME]

@@ -299,6 +299,7 @@ def _agent(run: Run, attempt: Attempt, path: Path, recorder: Recorder) -> agent_
         approval=task.approval or run.settings.approval,
         shell_timeout=cfg.tools.shell.timeout,
         max_output_bytes=cfg.tools.shell.max_output_bytes,
+        sandbox=cfg.tools.shell.sandbox,
         cancel=run.cancel,
     )
     return agent_mod.Agent(
