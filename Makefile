@@ -8,7 +8,10 @@ STAMP  := $(VENV)/.installed
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	# torch first, pinned to the CPU build on disk (pyproject's `train` extra pins the same):
+	# left to resolve through the extra, pip could pick a newer, CUDA build of several GB
+	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,train]'
 	@touch $(STAMP)
 
 setup: $(STAMP)
