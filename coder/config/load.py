@@ -204,3 +204,10 @@ def _anchor_paths(cfg: Config, data: dict, base: Path) -> None:
             node = node.get(part) if isinstance(node, dict) else None
         if isinstance(node, str) and not Path(node).expanduser().is_absolute():
             set_key(cfg, key, str(base / node), source="config")
+    lora = (((data.get("llm") or {}).get("server") or {}) if isinstance(data, dict) else {}).get(
+        "lora"
+    )
+    if isinstance(lora, list) and lora == cfg.llm.server.lora:  # this file set them
+        cfg.llm.server.lora = [
+            e if Path(e).expanduser().is_absolute() else str(base / e) for e in lora
+        ]
