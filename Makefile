@@ -8,10 +8,14 @@ BINDIR ?= $(HOME)/.local/bin
 
 .PHONY: run test bench setup lint clean install
 
+# torch first, pinned to the CPU build on disk (pyproject's `train` extra pins the same):
+# left to resolve through the extra, pip could pick a newer, CUDA build of several GB
 $(STAMP): pyproject.toml
-	@echo "installing coder and its dependencies into $(VENV) (once; about 30 s)"
+	@echo "installing coder and its dependencies into $(VENV) (once; a minute or two)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@{ $(PY) -m pip install --disable-pip-version-check -e '.[dev]' 2>&1; echo $$? > $(VENV)/.pip-rc; } \
+	@{ $(PY) -m pip install --disable-pip-version-check torch==2.13.0 2>&1 \
+		&& $(PY) -m pip install --disable-pip-version-check -e '.[dev,train]' 2>&1; \
+		echo $$? > $(VENV)/.pip-rc; } \
 		| grep --line-buffered -E '^(Collecting|Installing|Successfully|ERROR|error)' || true
 	@exit $$(cat $(VENV)/.pip-rc)
 	@touch $(STAMP)

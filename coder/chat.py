@@ -35,6 +35,8 @@ class ChatResult:
     stop_type: str | None = None  # llama.cpp's own: eos | word | limit (asked with `verbose`)
     prompt_ids: list[int] | None = None  # the prompt as the server tokenized it
     prompt_ids_note: str | None = None  # why there are none, or why they may not match
+    # the LoRA adapters the server applied: [{"id", "path", "scale"}]; [] none; None unknown
+    adapters: list[dict] | None = None
 
 
 class Stop(StrEnum):

@@ -1,7 +1,8 @@
 """Command line: argument parsing, subcommands and exit codes.
 
 Exit codes: 0 ok, 1 task failed, 2 usage or config error, 3 model server error,
-4 the task succeeded but log records could not be written, 130 interrupted.
+4 the task succeeded but log records could not be written, 5 `coder train` without the
+`train` extra, 6 nothing to train on, 7 no base model to train, 130 interrupted.
 Imports stay lazy so `coder --version` starts as fast as Python itself.
 """
 
@@ -13,6 +14,7 @@ from coder import __version__
 
 EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE, EXIT_SERVER = 0, 1, 2, 3
 EXIT_LOG_INCOMPLETE = 4  # the task succeeded, but log records could not be written
+EXIT_MISSING_EXTRA, EXIT_NO_DATA, EXIT_NO_BASE_MODEL = 5, 6, 7  # coder train
 
 
 class UsageError(Exception):
@@ -96,6 +98,13 @@ def build_parser():
         "--json", action="store_true", help="with -q: print one JSON object (--output-format json)"
     )
     parser.add_argument("--verify", metavar="CMD", help="with -q: run CMD afterwards as the reward")
+    parser.add_argument(
+        "--lora",
+        dest="serve_lora",
+        action="append",
+        metavar="GGUF[:SCALE]",
+        help="serve with this LoRA adapter (llm.server.lora; repeatable)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     setup = sub.add_parser(
@@ -164,8 +173,10 @@ def build_parser():
         help="log files or directories (default: every log of logging.dir)",
     )
     from coder.rollout.flags import add_parsers
+    from coder.train.flags import add_parser as add_train_parser
 
     add_parsers(sub, sub_common)
+    add_train_parser(sub, sub_common)
     return parser
 
 
@@ -182,6 +193,7 @@ def overrides(args) -> dict:
         "llm.tool_protocol": args.tool_protocol,
         "tools.workspace": args.workspace,
         "tools.shell.approval": "auto" if args.yes else None,
+        "llm.server.lora": getattr(args, "serve_lora", None),
     }
 
 
@@ -243,6 +255,10 @@ def main(argv: list[str] | None = None) -> int:
                 if args.command == "rollout"
                 else command.cmd_eval(cfg, args)
             )
+        if args.command == "train":
+            from coder.train.command import cmd_train
+
+            return cmd_train(cfg, args)
         if args.query is not None:
             from coder.query import cmd_query
 

@@ -150,6 +150,9 @@ def open_runtime(cfg: Config, notify: Callable[[str], None]) -> Iterator[Runtime
 
             mcp.wait_started()  # each server within its startup_timeout
             extra_tools = functools.partial(mcp_tools, mcp)
+        if client.props():  # llama.cpp: which adapters it applies, named in every model_call
+            for warning in adapter_warnings(cfg, client.load_adapters(), server.base_url):
+                notifier(warning)
         agent = Agent(
             client=client,
             config=cfg,
@@ -251,6 +254,22 @@ def offered_tools(cfg: Config, root: Path | None = None) -> list[str] | None:
     if cfg.agent.tools is not None or root is None or in_repo(root):
         return cfg.agent.tools
     return [name for name in tools.default_tools() if not name.startswith("git_")]
+
+
+def adapter_warnings(cfg: Config, loaded: list[dict], base_url: str) -> list[str]:
+    """llm.server.lora adapters the server does not have: a server coder reused (started
+    before, or not coder's) is shown as it is, never restarted."""
+    from coder.server.command import lora_adapters
+
+    have = {str(Path(a["path"]).resolve()) for a in loaded if a.get("path")}
+    missing = [p for p, _ in lora_adapters(cfg) if p not in have]
+    if not missing:
+        return []
+    return [
+        f"the server on {base_url} was started without the adapter {', '.join(missing)} "
+        f"(it has {len(loaded)} adapter(s)); it is reused as it is: stop it (`coder server "
+        "stop`, or end the program that started it) so coder starts one with the adapter"
+    ]
 
 
 def model_identity(props: dict, cfg: Config, n_ctx: int | None) -> dict:

@@ -224,6 +224,7 @@ PATH_KEYS = (
     "llm.server.model_path",
     "llm.server.chat_template_file",
     "llm.model_dirs",
+    "llm.server.lora",
     "agent.system_prompt",
     "repl.history_file",
     "repl.sessions_dir",

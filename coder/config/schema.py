@@ -44,6 +44,7 @@ class ServerConfig:
     threads: int | None = None
     cache_ram_mib: int = 1024
     metrics: bool = True
+    lora: list[str] = field(default_factory=list)  # LoRA adapters (GGUF): "FILE" or "FILE:SCALE"
     extra_args: list[str] = field(default_factory=list)
 
 

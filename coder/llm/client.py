@@ -100,6 +100,10 @@ class Client:
         )
         self._props: dict | None = None
         self._protocols: dict[str, str] = {}
+        # the server's LoRA adapters with this client's scales (load_adapters); sent with
+        # every request as llama.cpp's per-request `lora`, so a scale set here changes
+        # this session only, never other clients of the same server
+        self.adapters: list[dict] | None = None
 
     # -- server facts -------------------------------------------------------
 
@@ -144,6 +148,26 @@ class Client:
             self._protocols["auto"] = "native" if caps.get("supports_tools") else "json"
         return self._protocols["auto"]
 
+    def load_adapters(self) -> list[dict]:
+        """GET {root}/lora-adapters: [{"id", "path", "scale"}] at the scales the server
+        started with; [] for a server without adapters or that is not llama.cpp."""
+        import httpx2
+        import openai
+
+        try:
+            resp = self._client.get(
+                self.root + "/lora-adapters", cast_to=httpx2.Response, options={"timeout": 10.0}
+            )
+            data = orjson.loads(resp.read())
+        except (openai.APIError, httpx2.HTTPError, orjson.JSONDecodeError):
+            data = []
+        self.adapters = [
+            {"id": a["id"], "path": a.get("path"), "scale": float(a.get("scale", 1.0))}
+            for a in (data if isinstance(data, list) else [])
+            if isinstance(a, dict) and isinstance(a.get("id"), int)
+        ]
+        return self.adapters
+
     def context_size(self) -> int | None:
         props = self.props()
         n_ctx = (props.get("default_generation_settings") or {}).get("n_ctx") or props.get("n_ctx")
@@ -183,6 +207,7 @@ class Client:
             model=self.model,
             grammar=bool(self.props()),  # a llama.cpp server: it takes GBNF
             verbose=logprobs or self.prompt_ids,
+            lora=self.adapters,
         )
         payload = orjson.dumps(body)
         # parsed back from the bytes: independent of the caller's (mutable) message dicts
@@ -197,6 +222,7 @@ class Client:
             exc.reply.duration_ms = (time.perf_counter() - started) * 1000
             raise
         result = acc.result(request, tools)
+        result.adapters = [dict(a) for a in self.adapters] if self.adapters is not None else None
         result.duration_ms = (time.perf_counter() - started) * 1000
         if result.logprobs and stream:
             n = (result.usage or {}).get("completion_tokens")
@@ -404,6 +430,7 @@ def build_body(
     model: str | None = None,
     grammar: bool = False,
     verbose: bool = False,
+    lora: list[dict] | None = None,
 ) -> dict:
     """The request as it goes on the wire. `grammar`: the server takes llama.cpp's GBNF,
     so the json protocol's reply is held to compact JSON (see grammar.py); otherwise, or
@@ -440,6 +467,8 @@ def build_body(
     if logprobs and not (stream and body.get("tools")):
         body["logprobs"] = True
         body["top_logprobs"] = TOP_LOGPROBS
+    if lora:  # llama.cpp's per-request adapter scales
+        body["lora"] = [{"id": a["id"], "scale": a["scale"]} for a in lora]
     if verbose:
         # llama.cpp then adds `__verbose` to the final chunk: the rendered prompt and
         # stop_type (eos | word | limit), which token-exact records need

@@ -164,6 +164,7 @@ class Recorder:
                 interrupted=reply.interrupted,
                 error=error,
                 duration_ms=reply.duration_ms,
+                adapters=reply.adapters,
             )
 
     def tool_result(self, turn: int, step: int, call: ToolCall, result: ToolResult) -> None:

@@ -412,6 +412,38 @@ class Commands:
             ]
         )
 
+    def cmd_lora(self, arg: str) -> None:
+        """/lora [ID|NAME SCALE]
+        list the server's LoRA adapters; set one's scale for this session (0 turns it off)"""
+        client = self.rt.client
+        adapters = client.adapters or []
+        if not adapters:
+            self.say("the server has no LoRA adapters (start coder with --lora FILE)", "yellow")
+            return
+        parts = arg.split()
+        if len(parts) == 2:
+            which, scale = parts
+            match = [
+                a
+                for a in adapters
+                if which == str(a["id"]) or which == Path(a.get("path") or "").name
+            ]
+            try:
+                value = float(scale)
+            except ValueError:
+                value = math.nan
+            if not match or not math.isfinite(value):
+                self.say(f"usage: {self.usage('lora')} (ID from /lora, SCALE a number)", "yellow")
+                return
+            match[0]["scale"] = value  # sent with each request: this session only
+        elif parts:
+            self.say(f"usage: {self.usage('lora')}", "yellow")
+            return
+        self._table([(f"{a['id']}", f"scale {a['scale']:g}  {a.get('path')}") for a in adapters])
+
+    def complete_lora(self) -> list[str]:
+        return [str(a["id"]) for a in self.rt.client.adapters or []]
+
     def cmd_tools(self, arg: str) -> None:
         """/tools
         list the tools the model can call"""

@@ -175,7 +175,8 @@ def serving(
     if adapter is not None:
         cfg.llm.base_url = f"http://127.0.0.1:{free_port()}/v1"
         cfg.llm.auto_manage = True
-        cfg.llm.server.extra_args = [*cfg.llm.server.extra_args, "--lora", str(adapter)]
+        # llm.server.lora: an adapter coder trained is served with its template too
+        cfg.llm.server.lora = [str(adapter)]
     if workers > 1:
         cfg.llm.server.parallel = workers
         cfg.llm.server.ctx_size *= workers  # llama.cpp splits -c among its slots
@@ -249,13 +250,16 @@ def _inputs(cfg: Config, args) -> tuple[list[Task], Settings]:
 def _client(cfg: Config, base_url: str):
     from coder.llm import Client
 
-    return Client(
+    client = Client(
         base_url,
         api_key=cfg.llm.api_key,
         model=cfg.llm.server.alias,
         timeout=cfg.llm.request_timeout,
         prompt_ids=cfg.logging.prompt_ids,
     )
+    if client.props():  # the adapters (and scales) every model_call record names
+        client.load_adapters()
+    return client
 
 
 def _adapter(name: str) -> Path:

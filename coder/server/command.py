@@ -20,8 +20,11 @@ def build_command(cfg: Config, program: list[str], model_path: str) -> list[str]
     cmd += ["-b", str(s.batch_size), "-ub", str(s.ubatch_size)]
     cmd += ["--cache-type-k", s.cache_type_k, "--cache-type-v", s.cache_type_v]
     cmd += ["--jinja"] if s.jinja else ["--no-jinja"]
-    if s.chat_template_file:
-        cmd += ["--chat-template-file", template_path(s.chat_template_file)]
+    template = s.chat_template_file or adapters_template(cfg)
+    if template:
+        cmd += ["--chat-template-file", template_path(template)]
+    for path, scale in lora_adapters(cfg):
+        cmd += ["--lora-scaled", path, f"{scale:g}"]
     if s.threads:
         cmd += ["-t", str(s.threads)]
     if s.n_gpu_layers is not None:
@@ -31,6 +34,34 @@ def build_command(cfg: Config, program: list[str], model_path: str) -> list[str]
     if s.metrics:
         cmd += ["--metrics"]
     return cmd + list(s.extra_args)
+
+
+def lora_adapters(cfg: Config) -> list[tuple[str, float]]:
+    """llm.server.lora: each "FILE" (scale 1) or "FILE:SCALE", the file checked."""
+    out = []
+    for entry in cfg.llm.server.lora:
+        path, _, scale = entry.rpartition(":")
+        try:
+            value = float(scale) if path else 1.0
+        except ValueError:
+            path, value = "", 1.0
+        path = path or entry
+        if not Path(path).expanduser().is_file():
+            raise ConfigError(f"llm.server.lora: no such adapter file: {path}")
+        out.append((str(Path(path).expanduser().resolve()), value))
+    return out
+
+
+def adapters_template(cfg: Config) -> str | None:
+    """The template an adapter coder trained was trained with (its card.json says), so
+    the served format is the trained one; None when no adapter names one."""
+    from coder.train.card import card_template
+
+    for path, _ in lora_adapters(cfg):
+        template = card_template(Path(path))
+        if template:
+            return template
+    return None
 
 
 API_KEY_ENV = "LLAMA_API_KEY"  # llama-server reads --api-key from it (common/arg.cpp)
