@@ -247,14 +247,15 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_server(cfg, args)
         if args.command == "export":
             return cmd_export(cfg, args)
-        if args.command in ("rollout", "eval"):
+        if args.command in ("rollout", "eval", "generate-tasks"):
             from coder.rollout import command
 
-            return (
-                command.cmd_rollout(cfg, args)
-                if args.command == "rollout"
-                else command.cmd_eval(cfg, args)
-            )
+            run = {
+                "rollout": command.cmd_rollout,
+                "eval": command.cmd_eval,
+                "generate-tasks": command.cmd_generate_tasks,
+            }[args.command]
+            return run(cfg, args)
         if args.command == "train":
             from coder.train.command import cmd_train
 

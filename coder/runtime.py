@@ -242,11 +242,17 @@ def server_warnings(cfg: Config, props: dict, n_ctx: int | None) -> list[str]:
 
 
 def offered_tools(cfg: Config, root: Path | None = None) -> list[str] | None:
-    """agent.tools, checked; by default the default tools (not the opt-in ones), less
-    git's outside a repository (a small model keeps calling them there)."""
+    """agent.tools, checked; else the tools a served adapter coder trained was trained
+    with (its card says); else the default tools (not the opt-in ones), less git's
+    outside a repository (a small model keeps calling them there)."""
     from coder import tools
+    from coder.server.command import adapters_tools
     from coder.tools.git import in_repo
 
+    if cfg.agent.tools is None:
+        trained = adapters_tools(cfg)
+        if trained and all(name in tools.REGISTRY for name in trained):
+            return trained
     unknown = [name for name in cfg.agent.tools or [] if name not in tools.REGISTRY]
     if unknown:
         known = ", ".join(sorted(tools.REGISTRY))

@@ -36,7 +36,11 @@ def cmd_rollout(cfg: Config, args) -> int:
 
     tasks, settings = _inputs(cfg, args)
     logs = Path(args.logs).expanduser() if args.logs else log_dir(cfg)
-    outcomes, total, resumed = run_tasks(cfg, tasks, settings, logs, args.base_url, None)
+    if args.demonstrate:  # one correct trajectory per task: more would be the same
+        settings.samples, settings.variant = 1, "demonstration"
+    outcomes, total, resumed = run_tasks(
+        cfg, tasks, settings, logs, args.base_url, None, demonstrate=args.demonstrate
+    )
     print(summary(outcomes, total, resumed, logs), file=sys.stderr)
     return EXIT_TASK_FAILED if any(o.status == "error" for o in outcomes) else EXIT_OK
 
@@ -59,7 +63,11 @@ def cmd_eval(cfg: Config, args) -> int:
     for adapter in [None, *adapters]:
         s = copy.copy(settings)
         s.variant = "base" if adapter is None else f"lora:{adapter.name}:{_sha(adapter)[:12]}"
-        outcomes, _, _ = run_tasks(cfg, tasks, s, logs, args.base_url, adapter)
+        arm = cfg
+        if adapter is not None:  # the adapter's setup: its template and tools (card.json)
+            arm = copy.deepcopy(cfg)
+            arm.llm.server.lora = [str(adapter)]
+        outcomes, _, _ = run_tasks(arm, tasks, s, logs, args.base_url, adapter)
         recorded = recorded_outcomes(logs, {o.group_id for o in outcomes})
         name = "base" if adapter is None else adapter.name
         rep = report_mod.variant_report(name, [t.id for t in tasks], recorded, s.samples)
@@ -86,6 +94,26 @@ def cmd_eval(cfg: Config, args) -> int:
     return EXIT_OK
 
 
+def cmd_generate_tasks(cfg: Config, args) -> int:
+    from coder.cli import EXIT_OK, UsageError
+    from coder.rollout.generate import FAMILIES, generate, write_task_set
+
+    if args.count < 1:
+        raise UsageError(f"--count must be 1 or more, not {args.count}")
+    families = [f.strip() for f in args.families.split(",")] if args.families else None
+    unknown = [f for f in families or [] if f not in FAMILIES]
+    if unknown:
+        raise UsageError(
+            f"--families: unknown family {unknown[0]!r} (known: {', '.join(FAMILIES)})"
+        )
+    path = write_task_set(
+        Path(args.out).expanduser(),
+        generate(args.count, 1 if args.seed is None else args.seed, families),
+    )
+    print(f"{args.count} tasks in {path}")
+    return EXIT_OK
+
+
 def run_tasks(
     cfg: Config,
     tasks: list[Task],
@@ -93,11 +121,11 @@ def run_tasks(
     logs: Path,
     base_url: str | None,
     adapter: Path | None,
+    demonstrate: bool = False,
 ) -> tuple[list[Outcome], int, int]:
     """Run every attempt not already complete in `logs`: (this run's outcomes, with the
     resumed ones read back; how many attempts in all; how many were resumed)."""
     from coder.log import Logger
-    from coder.runtime import model_identity
 
     notify = _notice
     logs.mkdir(parents=True, exist_ok=True)
@@ -107,32 +135,24 @@ def run_tasks(
         flush_interval=cfg.logging.flush_interval,
         rotate_mib=cfg.logging.rotate_mib,
     )
-    clients: list = []
     try:
         with (
             scratch_dir() as scratch,
-            serving(cfg, settings.workers, adapter, base_url, logs) as server,
+            _backend(cfg, settings, adapter, base_url, tasks, demonstrate) as (
+                client_for,
+                model,
+                proto,
+            ),
         ):
             sources = Sources(scratch)
             try:
-                local = threading.local()
-                first = _client(cfg, server.base_url)
-                clients.append(first)
-                n_ctx = first.context_size()
-
-                def client_for():
-                    if not hasattr(local, "client"):
-                        local.client = _client(cfg, server.base_url)
-                        clients.append(local.client)
-                    return local.client
-
                 run = Run(
                     config=cfg,
                     settings=settings,
                     logger=logger,
                     client_for=client_for,
-                    model=model_identity(server.props or first.props(), cfg, n_ctx),
-                    protocol=first.resolve_protocol(cfg.llm.tool_protocol),
+                    model=model,
+                    protocol=proto,
                     scratch=scratch,
                     sources=sources,
                 )
@@ -153,8 +173,6 @@ def run_tasks(
             finally:
                 sources.close()
     finally:
-        for c in clients:
-            c.close()
         logger.close()
         lost = logger.stats()["dropped_on_error"]
         if lost:
@@ -164,9 +182,53 @@ def run_tasks(
 
 
 @contextlib.contextmanager
-def serving(
-    cfg: Config, workers: int, adapter: Path | None, base_url: str | None, logs: Path
-) -> Iterator:
+def _backend(
+    cfg: Config,
+    settings: Settings,
+    adapter: Path | None,
+    base_url: str | None,
+    tasks: list[Task],
+    demonstrate: bool,
+) -> Iterator[tuple]:
+    """What answers the attempts: (a client per worker thread, the model's identity, the
+    tool protocol). The server (reused or started), or with `demonstrate` each task's own
+    solution, without a server."""
+    if demonstrate:
+        from coder.rollout.demonstrate import MODEL, Demonstrator
+
+        missing = [t.id for t in tasks if not t.solution]
+        if missing:
+            from coder.cli import UsageError
+
+            raise UsageError(f"--demonstrate: task {missing[0]!r} has no 'solution'")
+        demo = Demonstrator({t.prompt: list(t.solution or ()) for t in tasks})
+        yield (lambda: demo), dict(MODEL), "native"
+        return
+    from coder.runtime import model_identity
+
+    clients: list = []
+    try:
+        with serving(cfg, settings.workers, adapter, base_url) as server:
+            local = threading.local()
+            first = _client(cfg, server.base_url)
+            clients.append(first)
+            n_ctx = first.context_size()
+
+            def client_for():
+                if not hasattr(local, "client"):
+                    local.client = _client(cfg, server.base_url)
+                    clients.append(local.client)
+                return local.client
+
+            model = model_identity(server.props or first.props(), cfg, n_ctx)
+            yield client_for, model, first.resolve_protocol(cfg.llm.tool_protocol)
+    finally:
+        for c in clients:
+            c.close()
+
+
+@contextlib.contextmanager
+def serving(cfg: Config, workers: int, adapter: Path | None, base_url: str | None) -> Iterator:
     """The server the run talks to: the configured one (reused or started), with `workers`
     slots when coder starts it; for an adapter, one coder starts on a free port."""
     from coder import server as srv

@@ -14,6 +14,28 @@ def add_parsers(sub, common) -> None:
     )
     _run_flags(ro, samples=4)
     ro.add_argument("--logs", metavar="DIR", help="log directory (default: logging.dir)")
+    ro.add_argument(
+        "--demonstrate",
+        action="store_true",
+        help="answer each task with its 'solution' instead of the model (no server): "
+        "correct trajectories to train on",
+    )
+
+    gen = sub.add_parser(
+        "generate-tasks",
+        parents=[common],
+        help="write a task set of small generated repositories, with checks and solutions",
+        description="Write DIR/tasks.jsonl and its repositories: COUNT tasks drawn from the "
+        "task families in turn (docs/rollouts.md). --seed picks the draw (default 1): "
+        "different seeds give different tasks, so a train and a held-out split share none.",
+    )
+    gen.add_argument("out", metavar="DIR", help="directory to write the task set into")
+    gen.add_argument("--count", type=int, default=40, help="how many tasks (default 40)")
+    gen.add_argument(
+        "--families",
+        metavar="NAMES",
+        help="comma-separated families (default: all; an unknown name lists them)",
+    )
 
     ev = sub.add_parser(
         "eval",

@@ -70,6 +70,7 @@ def variant_report(
     for o in outcomes:
         by_task.setdefault(o.task_id, []).append(o)
     tasks = [task_stats(t, by_task[t], samples) for t in task_ids]
+    setup = [o for ts in by_task.values() for o in ts]
     scored = [t for t in tasks if t.attempts]
     overall = {
         "tasks": len(tasks),
@@ -85,7 +86,19 @@ def variant_report(
         "mean_tokens": _mean([t.mean_tokens for t in scored]),
         "mean_seconds": _mean([t.mean_seconds for t in scored]),
     }
-    return {"name": name, "overall": overall, "tasks": {t.task_id: t.as_dict() for t in tasks}}
+    return {
+        "name": name,
+        # how the model was asked: an arm is its weights, its template and its protocol
+        "protocol": _one({o.protocol for o in setup if o.protocol}),
+        "chat_template_hash": _one({o.chat_template_hash for o in setup if o.chat_template_hash}),
+        "overall": overall,
+        "tasks": {t.task_id: t.as_dict() for t in tasks},
+    }
+
+
+def _one(values: set) -> str | None:
+    """The one value of a setting across attempts; several are listed, joined by commas."""
+    return ",".join(sorted(values)) or None
 
 
 def _mean(values: list) -> float | None:
@@ -99,6 +112,8 @@ def render(reports: list[dict]) -> str:
     ks = sorted({k for r in reports for k in r["overall"]["pass_at"]}, key=int)
     for k in ks:
         rows.append([f"pass@{k}", *(_pct(r["overall"]["pass_at"].get(k)) for r in reports)])
+    rows.append(["protocol", *(r.get("protocol") or "-" for r in reports)])
+    rows.append(["template", *((r.get("chat_template_hash") or "-")[:12] for r in reports)])
     for key, label, fmt in (
         ("mean_reward", "mean reward", "{:.3f}"),
         ("mean_steps", "steps", "{:.1f}"),

@@ -2,7 +2,8 @@
 
     {"id": "fix-add", "prompt": "...", "repo": "repos/calc", "verify": "python -m pytest -q",
      "ref": "HEAD", "setup": "...", "max_steps": 8, "timeout": 120,
-     "approval": "auto", "tools": ["read_file", "edit_file"]}
+     "approval": "auto", "tools": ["read_file", "edit_file"],
+     "solution": [[{"name": "read_file", "arguments": {"path": "calc.py"}}], "..."]}
 
 Relative paths (repo) are relative to the task file. A missing repo is not an error
 here: the runner reports that task and goes on with the others. `setup` and `verify`
@@ -39,6 +40,7 @@ class Task:
     timeout: float = DEFAULT_TIMEOUT
     approval: str | None = None  # run_shell: auto | never (nobody is asked in a rollout)
     tools: tuple[str, ...] | None = None  # narrows the tools offered
+    solution: tuple | None = None  # steps that solve it, for --demonstrate (generate.py)
     base: Path = Path(".")  # the task file's directory: $CODER_TASK_DIR for setup and verify
     line: int = 0
 
@@ -67,6 +69,7 @@ _KINDS: dict[str, tuple[type, ...]] = {
     "timeout": (int, float),
     "approval": (str,),
     "tools": (list,),
+    "solution": (list,),
 }
 _REQUIRED = ("id", "prompt", "repo", "verify")
 
@@ -123,6 +126,7 @@ def parse_task(line: str, base: Path, where: str, n: int = 0) -> Task:
         timeout=_positive(raw, "timeout", where) or DEFAULT_TIMEOUT,
         approval=_approval(raw.get("approval"), where),
         tools=_tools(raw.get("tools"), where),
+        solution=_solution(raw.get("solution"), where),
         base=base.resolve(),
         line=n,
     )
@@ -153,6 +157,24 @@ def _tools(value: list | None, where: str) -> tuple[str, ...] | None:
         if name not in tools.REGISTRY:
             known = ", ".join(sorted(tools.REGISTRY))
             raise TaskError(f"{where}: 'tools': unknown tool {name!r} (known: {known})")
+    return tuple(value)
+
+
+def _solution(value: list | None, where: str) -> tuple | None:
+    """Steps: each a list of calls ({"name", "arguments": {...}}), the last the answer."""
+    if value is None:
+        return None
+    ok = bool(value) and isinstance(value[-1], str)
+    for step in value[:-1]:
+        ok = ok and isinstance(step, list) and bool(step)
+        for call in step if isinstance(step, list) else []:
+            ok = ok and isinstance(call, dict) and isinstance(call.get("name"), str)
+            ok = ok and isinstance(call.get("arguments"), dict)
+    if not ok:
+        raise TaskError(
+            f"{where}: 'solution' must be a list of steps, each a list of calls "
+            '{"name": TOOL, "arguments": {...}}, ending with the answer text'
+        )
     return tuple(value)
 
 

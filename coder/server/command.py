@@ -52,6 +52,17 @@ def lora_adapters(cfg: Config) -> list[tuple[str, float]]:
     return out
 
 
+def adapters_tools(cfg: Config) -> list[str] | None:
+    """The tool set an adapter coder trained was trained with (card.json `tools`)."""
+    from coder.train.card import card_tools
+
+    for path, _ in lora_adapters(cfg):
+        tools = card_tools(Path(path))
+        if tools:
+            return tools
+    return None
+
+
 def adapters_template(cfg: Config) -> str | None:
     """The template an adapter coder trained was trained with (its card.json says), so
     the served format is the trained one; None when no adapter names one."""

@@ -42,3 +42,13 @@ def card_template(adapter: Path) -> str | None:
     if not card or card.get("made_by") != MAKER:
         return None
     return card.get("chat_template")
+
+
+def card_tools(adapter: Path) -> list[str] | None:
+    """The tools an adapter coder trained was trained with: offered with it when
+    agent.tools is not set, since a small model learns the tool set it saw."""
+    card = read_card(adapter)
+    tools = card.get("tools") if card and card.get("made_by") == MAKER else None
+    if isinstance(tools, list) and tools and all(isinstance(t, str) for t in tools):
+        return tools
+    return None

@@ -25,6 +25,7 @@ def cmd_train(cfg: Config, args) -> int:
         print(f"coder: {msg}", file=sys.stderr)
         return code
 
+    say = lambda m: print(f"coder: {m}", file=sys.stderr)  # noqa: E731
     missing = missing_extra()
     if missing:
         return fail(
@@ -38,6 +39,7 @@ def cmd_train(cfg: Config, args) -> int:
             raise UsageError(f"--{name.replace('_', '-')} must be 1 or more, not {value}")
     if args.epochs is not None and args.epochs <= 0:
         raise UsageError(f"--epochs must be above 0, not {args.epochs}")
+    recipe = _recipe(args, UsageError)
     if args.data and args.logs:
         raise UsageError("give --data EXPORT.jsonl or LOG files, not both")
     if args.from_rollouts and (args.method != "sft" or args.data):
@@ -45,7 +47,7 @@ def cmd_train(cfg: Config, args) -> int:
     out = (
         Path(args.out)
         if args.out
-        else Path("adapters") / f"{args.method}-{datetime.now():%Y%m%d-%H%M%S}"
+        else Path("adapters") / f"{args.recipe or args.method}-{datetime.now():%Y%m%d-%H%M%S}"
     )
     if out.exists() and (
         not out.is_dir() or (any(out.iterdir()) and not (out / "card.json").exists())
@@ -61,6 +63,10 @@ def cmd_train(cfg: Config, args) -> int:
         gguf = base_gguf(cfg.llm.server.model_path)
     except BaseModelError as exc:
         return fail(str(exc), EXIT_NO_BASE_MODEL)
+    if recipe is not None:
+        from coder.train.recipe import demonstrations
+
+        args.logs = [str(demonstrations(cfg, recipe, say))]
     data_file = Path(args.data).expanduser() if args.data else None
     if data_file is not None and not data_file.is_file():
         raise UsageError(f"--data: no such file: {data_file}")
@@ -86,16 +92,15 @@ def cmd_train(cfg: Config, args) -> int:
 
     h = Hyper(
         steps=args.steps,
-        epochs=args.epochs or 1.0,
-        lr=args.lr,
-        lora_r=args.lora_r,
-        batch_size=args.batch_size,
+        epochs=args.epochs or (recipe.epochs if recipe else 1.0),
+        lr=args.lr or (recipe.lr if recipe else 2e-4),
+        lora_r=args.lora_r or (recipe.lora_r if recipe else 8),
+        batch_size=args.batch_size or (recipe.batch_size if recipe else 2),
         max_length=args.max_length,
         seed=args.seed if args.seed is not None else 0,
     )
-    say = lambda m: print(f"coder: {m}", file=sys.stderr)  # noqa: E731
     try:
-        result = train(data, gguf, h, out, say=say)
+        result = train(data, gguf, h, out, say=say, recipe=recipe and recipe.name)
     except data_mod.EmptyData as exc:
         return fail(f"nothing to train on: {exc}", EXIT_NO_DATA)
     except BaseModelError as exc:
@@ -112,3 +117,19 @@ def cmd_train(cfg: Config, args) -> int:
         f"use it:  coder --lora {result.gguf}",
     )
     return EXIT_OK
+
+
+def _recipe(args, UsageError):
+    """--recipe NAME: sft on its demonstrations; or None, and then --method is needed."""
+    if args.recipe is None:
+        if args.method is None:
+            raise UsageError("coder train needs --method sft|dpo|kto|grpo (or --recipe starter)")
+        return None
+    if args.method not in (None, "sft") or args.data or args.logs:
+        raise UsageError(
+            f"--recipe {args.recipe} makes its own sft data: drop --method, --data and LOG"
+        )
+    from coder.train.recipe import RECIPES
+
+    args.method, args.from_rollouts = "sft", True
+    return RECIPES[args.recipe]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 METHODS = ("sft", "dpo", "kto", "grpo")
+RECIPES = ("starter",)  # coder.train.recipe.RECIPES (not imported here: kept light)
 
 
 def add_parser(sub, common) -> None:
@@ -14,7 +15,13 @@ def add_parser(sub, common) -> None:
         "export file or on logs (exported here), and write it as PEFT + GGUF with a "
         "card.json into --out (docs/training.md). Needs the `train` extra.",
     )
-    tr.add_argument("--method", required=True, choices=METHODS, help="the training method")
+    tr.add_argument("--method", choices=METHODS, help="the training method")
+    tr.add_argument(
+        "--recipe",
+        choices=RECIPES,
+        help="starter: sft on verified demonstrations of generated tasks, with the small "
+        "tool set the adapter is then served with (docs/training.md); no data needed",
+    )
     tr.add_argument(
         "--data",
         metavar="EXPORT.jsonl",
@@ -35,9 +42,9 @@ def add_parser(sub, common) -> None:
     n = tr.add_mutually_exclusive_group()
     n.add_argument("--steps", type=int, metavar="N", help="optimizer steps")
     n.add_argument("--epochs", type=float, metavar="E", help="passes over the data (default 1)")
-    tr.add_argument("--lr", type=float, default=2e-4, help="learning rate (default 2e-4)")
-    tr.add_argument("--lora-r", type=int, default=8, help="LoRA rank (default 8)")
-    tr.add_argument("--batch-size", type=int, default=2, help="rows per step (default 2)")
+    tr.add_argument("--lr", type=float, help="learning rate (default 2e-4; a recipe's own)")
+    tr.add_argument("--lora-r", type=int, help="LoRA rank (default 8)")
+    tr.add_argument("--batch-size", type=int, help="rows per step (default 2)")
     tr.add_argument(
         "--max-length", type=int, default=2048, help="tokens per row, longer rows cut (2048)"
     )

@@ -9,6 +9,7 @@ the logged ones)."""
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,9 +115,16 @@ def torch_threads() -> int:
 
 
 def build_trainer(data: Data, base_dir: Path, h: Hyper, work: Path, callbacks: list):
+    import datasets
     import torch
+    import transformers
     from datasets import Dataset
 
+    # TRL's dataset passes, weight loading and deprecation notices of the stack: coder's
+    # Progress is what the user reads
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning)
     h.threads = h.threads or torch_threads()
     torch.set_num_threads(h.threads)
     torch.manual_seed(h.seed)

@@ -36,6 +36,7 @@ def train(
     out: Path,
     say=print,
     rich: bool | None = None,
+    recipe: str | None = None,
 ) -> Result:
     from coder.train.base import ensure_base
     from coder.train.convert import converter_dir, to_gguf
@@ -84,6 +85,9 @@ def train(
                 "skipped": dict(data.skipped),
             },
             "hyperparameters": h.card(),
+            "recipe": recipe,
+            # the tools the rows offered: the tool set the adapter is served with
+            "tools": trained_tools(data.rows),
             "steps": r.steps,
             "interrupted": r.interrupted,
             "final_loss": r.final_loss,
@@ -124,3 +128,15 @@ def _replace(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         tmp.rename(out)
+
+
+def trained_tools(rows: list[dict]) -> list[str]:
+    """The tool names most rows were trained with (rows of one export usually agree)."""
+    from collections import Counter
+
+    sets = Counter(
+        tuple(t.get("function", {}).get("name", "") for t in row.get("tools") or [])
+        for row in rows
+        if isinstance(row, dict)
+    )
+    return list(sets.most_common(1)[0][0]) if sets else []
