@@ -174,6 +174,41 @@ def test_card_is_read_beside_the_adapter(tmp_path):
     assert card_template(adapter) == "prompts/chatml-tools.jinja"
 
 
+def test_an_adapter_coder_trained_brings_its_tools_unless_agent_tools_is_set(tmp_path):
+    """The adapter's setup: served with the tools its rows offered (card.json `tools`)."""
+    from coder.config import Config
+    from coder.runtime import offered_tools
+
+    adapter = tmp_path / "adapter.gguf"
+    adapter.write_bytes(b"GGUF")
+    cfg = Config()
+    cfg.llm.server.lora = [str(adapter)]
+    assert offered_tools(cfg) is None  # no card: the default tools
+    card = {"made_by": "coder train", "tools": ["read_file", "grep"]}
+    (tmp_path / "card.json").write_bytes(orjson.dumps(card))
+    assert offered_tools(cfg) == ["read_file", "grep"]
+    cfg.agent.tools = ["read_file", "write_file"]  # the user's choice wins
+    assert offered_tools(cfg) == ["read_file", "write_file"]
+    cfg.agent.tools = None
+    card["tools"] = ["read_file", "no_such_tool"]  # a card from another version: ignored
+    (tmp_path / "card.json").write_bytes(orjson.dumps(card))
+    assert offered_tools(cfg) is None
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "coder train needs --method sft|dpo|kto|grpo (or --recipe starter)"),
+        (["--recipe", "starter", "--method", "dpo"], "--recipe starter makes its own sft data"),
+        (["--recipe", "starter", "logs"], "--recipe starter makes its own sft data"),
+    ],
+)
+def test_recipe_and_method_usage_errors_exit_2(tmp_path, args, message):
+    got = coder("train", *args, "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert got.returncode == 2 and message in got.stderr, got.stderr
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("scale", ["", ":0.5"])
 def test_lora_config_serves_the_adapter_with_its_template(tmp_path, scale):
     from coder.config import Config

@@ -244,3 +244,24 @@ def test_grpo_from_recorded_groups_and_ctrl_c_keeps_the_last_step(pair_logs, tmp
     finally:
         srv.stop(server)
     assert len(listed) == 1
+
+
+def test_starter_recipe_trains_on_verified_demonstrations_and_serves_its_tools(tmp_path):
+    """`coder train --recipe starter` from nothing: generated tasks, one demonstration of
+    each through the real loop and verifier, sft on those (one step here; bench_loop.py
+    trains it whole), an adapter whose card names the recipe and the tools it was trained
+    with, which coder then offers with it."""
+    from coder.config import Config
+    from coder.runtime import offered_tools
+    from coder.train.recipe import RECIPES
+
+    got = train("--recipe", "starter", "--steps", "1", "--out", str(tmp_path / "a"), cwd=tmp_path)
+    recipe = RECIPES["starter"]
+    assert f"{recipe.count} of {recipe.count} demonstrations verified" in got.stderr
+    card = orjson.loads((tmp_path / "a" / "card.json").read_bytes())
+    assert card["recipe"] == "starter" and card["method"] == "sft" and card["steps"] == 1
+    assert card["data"]["rows"] == recipe.count and card["hyperparameters"]["lr"] == recipe.lr
+    assert sorted(card["tools"]) == sorted(recipe.tools)
+    cfg = Config()
+    cfg.llm.server.lora = [str(tmp_path / "a" / "adapter.gguf")]
+    assert offered_tools(cfg) == card["tools"]

@@ -106,8 +106,11 @@ def cmd_generate_tasks(cfg: Config, args) -> int:
         raise UsageError(
             f"--families: unknown family {unknown[0]!r} (known: {', '.join(FAMILIES)})"
         )
+    out = Path(args.out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"generate-tasks: {out} exists and is not a directory")
     path = write_task_set(
-        Path(args.out).expanduser(),
+        out,
         generate(args.count, 1 if args.seed is None else args.seed, families),
     )
     print(f"{args.count} tasks in {path}")

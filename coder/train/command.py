@@ -39,7 +39,9 @@ def cmd_train(cfg: Config, args) -> int:
             raise UsageError(f"--{name.replace('_', '-')} must be 1 or more, not {value}")
     if args.epochs is not None and args.epochs <= 0:
         raise UsageError(f"--epochs must be above 0, not {args.epochs}")
-    recipe = _recipe(args, UsageError)
+    if args.lr is not None and not args.lr > 0:
+        raise UsageError(f"--lr must be above 0, not {args.lr}")
+    recipe = _recipe(args)
     if args.data and args.logs:
         raise UsageError("give --data EXPORT.jsonl or LOG files, not both")
     if args.from_rollouts and (args.method != "sft" or args.data):
@@ -92,10 +94,10 @@ def cmd_train(cfg: Config, args) -> int:
 
     h = Hyper(
         steps=args.steps,
-        epochs=args.epochs or (recipe.epochs if recipe else 1.0),
-        lr=args.lr or (recipe.lr if recipe else 2e-4),
-        lora_r=args.lora_r or (recipe.lora_r if recipe else 8),
-        batch_size=args.batch_size or (recipe.batch_size if recipe else 2),
+        epochs=_given(args.epochs, recipe and recipe.epochs, 1.0),
+        lr=_given(args.lr, recipe and recipe.lr, 2e-4),
+        lora_r=_given(args.lora_r, recipe and recipe.lora_r, 8),
+        batch_size=_given(args.batch_size, recipe and recipe.batch_size, 2),
         max_length=args.max_length,
         seed=args.seed if args.seed is not None else 0,
     )
@@ -119,8 +121,15 @@ def cmd_train(cfg: Config, args) -> int:
     return EXIT_OK
 
 
-def _recipe(args, UsageError):
+def _given(flag, recipe_value, default):
+    """A flag the user gave, else the recipe's value, else the default."""
+    return flag if flag is not None else recipe_value if recipe_value is not None else default
+
+
+def _recipe(args):
     """--recipe NAME: sft on its demonstrations; or None, and then --method is needed."""
+    from coder.cli import UsageError
+
     if args.recipe is None:
         if args.method is None:
             raise UsageError("coder train needs --method sft|dpo|kto|grpo (or --recipe starter)")
