@@ -230,7 +230,12 @@ def test_eval_writes_a_report_and_compares_two(tmp_path, srv):
     [base] = report["variants"]
     assert base["overall"]["pass_at"] == {"1": 0.5, "2": 1.0}
     assert base["tasks"]["fix-add"]["passes"] == 1 and base["tasks"]["fix-add"]["attempts"] == 2
-    assert "pass@1" in out and "50.0%" in out
+    assert base["protocol"] in ("json", "native")  # each arm says how the model was asked
+    assert (
+        "pass@1" in out
+        and "50.0%" in out
+        and ["protocol", base["protocol"]] in [line.split() for line in out.splitlines()]
+    )
     # a second eval of the same set resumes from the logs: same report, no new requests
     calls = len(srv.chat_requests())
     code, _, err = run(
