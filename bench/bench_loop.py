@@ -14,8 +14,9 @@ Setups (no training first, as the issue asks, then the adapter):
 
     python bench/bench_loop.py [--adapter GGUF] [--heldout 16] [--samples 1]
 
-Without --adapter the recipe is trained first (its time and tok/s are reported). Pass
-rates are reported as they are, whatever they are; the JSON reports stay in the work dir.
+Without --adapter the recipe is trained first (its time and tok/s are reported). Every
+arm runs with at most 6 steps and 384 tokens a reply. Pass rates are reported as they
+are, whatever they are; the JSON reports stay in the work dir.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "tasks" / "tasks.jsonl"
 SMALL_TOOLS = "read_file,write_file,replace_in_file,list_dir,grep"
 ONE_EXAMPLE = ROOT / "bench" / "prompts" / "system-one-example.md"
+# the same bounds for every arm: the tasks take at most four calls, and a reply needs
+# far fewer tokens than the default 1024 a looping model spends
+LIMITS = ["--max-steps", "6", "--max-tokens", "384"]
 
 
 def coder(*args: str, env: dict | None = None, cwd: Path) -> subprocess.CompletedProcess:
@@ -54,7 +58,7 @@ def coder(*args: str, env: dict | None = None, cwd: Path) -> subprocess.Complete
 def evaluate(name: str, tasks: Path, work: Path, samples: int, env=None, lora=None) -> dict:
     """{variant: (passed, total)} from one `coder eval` run."""
     report = work / f"{name}-{tasks.parent.name}.json"
-    args = ["eval", str(tasks), "-n", str(samples), "--logs", str(work / "logs" / name)]
+    args = ["eval", str(tasks), "-n", str(samples), *LIMITS, "--logs", str(work / "logs" / name)]
     args += ["--report", str(report)] + (["--lora", str(lora)] if lora else [])
     started = time.monotonic()
     coder(*args, env=env, cwd=work)
