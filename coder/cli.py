@@ -99,6 +99,12 @@ def build_parser():
     )
     parser.add_argument("--verify", metavar="CMD", help="with -q: run CMD afterwards as the reward")
     parser.add_argument(
+        "--plan",
+        action="store_true",
+        help="with -q: ask the model for a numbered plan first, then do the task with the "
+        "plan as a checklist it updates (update_plan); the REPL's /plan TEXT",
+    )
+    parser.add_argument(
         "--lora",
         dest="serve_lora",
         action="append",
@@ -263,8 +269,8 @@ def main(argv: list[str] | None = None) -> int:
             from coder.query import cmd_query
 
             return cmd_query(cfg, args)
-        if args.json or args.verify or args.output_format:
-            raise UsageError("--json, --output-format and --verify go with -q TEXT")
+        if args.json or args.verify or args.output_format or args.plan:
+            raise UsageError("--json, --output-format, --verify and --plan go with -q TEXT")
         return cmd_repl(cfg, args)
     except (config_mod.ConfigError, UsageError) as exc:
         print(f"coder: {exc}", file=sys.stderr)

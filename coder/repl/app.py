@@ -65,6 +65,7 @@ class Repl:
         self.sink = sink or RichSink(console, workspace_root=self.root)
         self.state = ReplState()
         self.commands = Commands(rt, console, self.state)
+        self.commands.run_turn = self.turn  # /plan's turns run as typed ones do
         self._ctrl_c_armed = False
         self._autosave_failed = False
         self._yes_no: PromptSession | None = None
@@ -131,6 +132,8 @@ class Repl:
         rate = self.state.stats.cache_hit_rate
         cache = f"cache {rate:.0%}" if rate is not None else "cache -"
         parts = [model_name(self.rt), ctx, cache]
+        if agent.tool_ctx.plan is not None:
+            parts.append(agent.tool_ctx.plan.progress())
         if self.state.session_name:
             parts.append(self.state.session_name)
         return " " + " | ".join(parts) + " "
