@@ -39,6 +39,7 @@ from coder.repl.commands import EXIT, Commands, model_name
 from coder.repl.input import MENTION_WORD, ReplCompleter, open_history
 from coder.repl.state import ReplState
 from coder.runtime import Runtime, open_runtime
+from coder.server import Health
 
 _COMMAND_RE = re.compile(r"^/([A-Za-z][\w-]*)(?:\s+(.*))?$", re.S)
 
@@ -132,6 +133,9 @@ class Repl:
         rate = self.state.stats.cache_hit_rate
         cache = f"cache {rate:.0%}" if rate is not None else "cache -"
         parts = [model_name(self.rt), ctx, cache]
+        health = self.rt.server.health.state  # the session's server watcher keeps it
+        if health not in (Health.HEALTHY, Health.UNKNOWN):
+            parts.append(f"server {health}")
         if agent.tool_ctx.plan is not None:
             parts.append(agent.tool_ctx.plan.progress())
         if self.state.session_name:
