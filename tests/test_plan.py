@@ -269,3 +269,24 @@ def test_q_plan_runs_end_to_end_with_the_real_model(tmp_path, engine_url):
     assert len(users) == 2 and "numbered list" in users[0]  # the plan's turn, then the work
     if out["plan"] is not None:  # SmolLM2 wrote numbered steps: the checklist is offered
         assert "plan:" in done.stderr
+
+
+def test_plan_in_the_repl_runs_end_to_end_with_the_real_model(tmp_path, engine_url):
+    cfg = repl_config(tmp_path, engine_url)
+    cfg.llm.tool_protocol = "auto"  # SmolLM2's template has no tools: the json protocol
+    cfg.llm.sampling.max_tokens = 128
+    cfg.llm.sampling.temperature = 0.0
+    cfg.agent.max_steps = 3
+    with repl_session(cfg) as s:
+        code = s.run("/plan Read README.md and tell me its first line\r" + CTRL_D, timeout=600)
+        plan = s.repl.rt.agent.tool_ctx.plan
+        records = log_records(cfg, s.repl.rt)
+    assert code == 0 and "failed:" not in s.out  # a command that raises says "/plan failed"
+    users = [r["content"] for r in records if r["type"] == "user_message"]
+    assert len(users) == 2 and "numbered list" in users[0]
+    calls = [r for r in records if r["type"] == "model_call"]
+    assert calls and not any(c["error"] for c in calls), [c["error"] for c in calls]
+    if plan is not None:  # the tiny model wrote steps: shown as a checklist
+        assert plan.progress() in s.out
+    else:
+        assert "without a checklist" in s.out
