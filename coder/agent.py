@@ -143,15 +143,25 @@ class Agent:
 
     @property
     def tools(self) -> list[dict]:
-        return toolbox.schemas(self.tool_names, self.extra_tools())
+        return toolbox.schemas(self.tool_names, self.state_tools())
+
+    def state_tools(self) -> list[Tool]:
+        """The tools beyond the configured ones, of the moment: update_plan while the
+        plan (/plan) has unfinished steps, then the MCP servers'."""
+        plan = self.tool_ctx.plan
+        return [
+            *([toolbox.UPDATE_PLAN] if plan is not None and plan.open else []),
+            *self.extra_tools(),
+        ]
 
     def callable_tools(self) -> dict[str, Tool]:
         """What a call may name: the registry and the extra tools of the moment."""
-        return {**toolbox.REGISTRY, **{t.name: t for t in self.extra_tools()}}
+        return {**toolbox.REGISTRY, **{t.name: t for t in self.state_tools()}}
 
     def clear(self) -> None:
-        """Forget the conversation, keep the system prompt."""
+        """Forget the conversation (its plan too), keep the system prompt."""
         del self.messages[1:]
+        self.tool_ctx.plan = None
 
 
 def system_prompt(cfg: Config) -> str:

@@ -2,7 +2,8 @@
 
 Exit codes: 0 ok, 1 task failed, 2 usage or config error, 3 model server error,
 4 the task succeeded but log records could not be written, 5 `coder train` without the
-`train` extra, 6 nothing to train on, 7 no base model to train, 130 interrupted.
+`train` extra, 6 nothing to train on, 7 no base model to train, 8 no server log to show
+(`coder server logs`), 130 interrupted.
 Imports stay lazy so `coder --version` starts as fast as Python itself.
 """
 
@@ -15,6 +16,7 @@ from coder import __version__
 EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE, EXIT_SERVER = 0, 1, 2, 3
 EXIT_LOG_INCOMPLETE = 4  # the task succeeded, but log records could not be written
 EXIT_MISSING_EXTRA, EXIT_NO_DATA, EXIT_NO_BASE_MODEL = 5, 6, 7  # coder train
+EXIT_NO_LOG = 8  # coder server logs: the log file is not there
 
 
 class UsageError(Exception):
@@ -99,6 +101,12 @@ def build_parser():
     )
     parser.add_argument("--verify", metavar="CMD", help="with -q: run CMD afterwards as the reward")
     parser.add_argument(
+        "--plan",
+        action="store_true",
+        help="with -q: ask the model for a numbered plan first, then do the task with the "
+        "plan as a checklist it updates (update_plan); the REPL's /plan TEXT",
+    )
+    parser.add_argument(
         "--lora",
         dest="serve_lora",
         action="append",
@@ -113,12 +121,26 @@ def build_parser():
     setup.add_argument("--quiet", action="store_true", help="print only errors")
 
     srv = sub.add_parser(
-        "server", parents=[sub_common], help="status | start | stop the model server"
+        "server", parents=[sub_common], help="status | start | stop | logs of the model server"
     )
     srv.add_argument(
         "action",
-        choices=["status", "start", "stop"],
-        help="status: is a server up, which model; start: one that outlives coder; stop: it",
+        choices=["status", "start", "stop", "logs"],
+        help="status: its health, pid, model, slots, speed; start: one that outlives coder; "
+        "stop: it; logs: its log file",
+    )
+    srv.add_argument(
+        "--watch",
+        action="store_true",
+        help="status: refresh every second until Ctrl-C (a live view on a terminal, one "
+        "line per refresh otherwise)",
+    )
+    srv.add_argument("--tail", metavar="N", help="logs: only the last N lines")
+    srv.add_argument(
+        "-f",
+        "--follow",
+        action="store_true",
+        help="logs: go on printing what the server writes, until Ctrl-C",
     )
 
     models = sub.add_parser(
@@ -264,8 +286,8 @@ def main(argv: list[str] | None = None) -> int:
             from coder.query import cmd_query
 
             return cmd_query(cfg, args)
-        if args.json or args.verify or args.output_format:
-            raise UsageError("--json, --output-format and --verify go with -q TEXT")
+        if args.json or args.verify or args.output_format or args.plan:
+            raise UsageError("--json, --output-format, --verify and --plan go with -q TEXT")
         return cmd_repl(cfg, args)
     except (config_mod.ConfigError, UsageError) as exc:
         print(f"coder: {exc}", file=sys.stderr)
@@ -332,6 +354,10 @@ def cmd_models(cfg, args) -> int:
 def cmd_server(cfg, args) -> int:
     from coder import server as srv
 
+    if args.watch and args.action != "status":
+        raise UsageError("--watch goes with `coder server status`")
+    if (args.tail is not None or args.follow) and args.action != "logs":
+        raise UsageError("--tail and --follow go with `coder server logs`")
     ep = srv.endpoint(cfg)
     if args.action == "start":
         p = srv.probe(ep.root, cfg.llm.api_key)
@@ -352,16 +378,37 @@ def cmd_server(cfg, args) -> int:
             return EXIT_OK
         print(f"no server started by `coder server start` is running on {ep.address}")
         return EXIT_OK
-    p = srv.probe(ep.root, cfg.llm.api_key)
-    owner = srv.pidfile_process(ep)
-    print(f"{ep.base_url}: {p.state}" + (f" ({p.detail})" if p.detail else ""))
-    if p.props:
-        n_ctx = p.props.get("default_generation_settings", {}).get("n_ctx")
-        print(f"  model: {p.props.get('model_alias')}  {p.props.get('model_path') or ''}")
-        print(f"  context: {n_ctx}")
-    if owner:
-        print(f"  started by `coder server start`, pid {owner.pid}")
-    return EXIT_OK if p.state == "ready" else EXIT_SERVER
+    if args.action == "logs":
+        return cmd_server_logs(cfg, args)
+    from coder.server import status
+
+    if args.watch:
+        return status.watch(cfg)
+    st = status.read_status(cfg, status.one_shot_check(cfg))
+    print(status.status_text(st))
+    return EXIT_OK if st.state == status.Health.HEALTHY else EXIT_SERVER
+
+
+def cmd_server_logs(cfg, args) -> int:
+    from coder.server import logs
+
+    tail = None
+    if args.tail is not None:
+        if not args.tail.isdigit():
+            raise UsageError(f"--tail: not a number of lines (0 or more): {args.tail}")
+        tail = int(args.tail)
+    path = logs.server_log(cfg)
+    try:
+        logs.show(path, sys.stdout.buffer, tail=tail, follow=args.follow)
+    except FileNotFoundError:
+        print(
+            f"coder: no server log at {path} (no server was started with this logging.dir)",
+            file=sys.stderr,
+        )
+        return EXIT_NO_LOG
+    except KeyboardInterrupt:  # how --follow ends
+        pass
+    return EXIT_OK
 
 
 def cmd_export(cfg, args) -> int:

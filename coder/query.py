@@ -40,7 +40,7 @@ def cmd_query(cfg, args) -> int:
             sink.root = rt.agent.tool_ctx.workspace.root
             sink.start()
         try:
-            result = agent_mod.run_turn(rt.agent, task, sink, rt.cancel)
+            result = run_task(rt, task, sink, plan=getattr(args, "plan", False))
         finally:
             if rendered:
                 sink.finish()
@@ -56,6 +56,7 @@ def cmd_query(cfg, args) -> int:
                 "session_id": rt.recorder.session_id,
                 "error": result.error,
                 "reward": verified,
+                "plan": plan.to_json() if (plan := rt.agent.tool_ctx.plan) is not None else None,
             }
             if fmt == "json":
                 print(json.dumps(summary))
@@ -94,6 +95,7 @@ def output_format(args) -> str:
 def resume_for_query(rt, args, notify) -> str | None:
     """-c or --resume NAME with -q: load that conversation first; its name, or None."""
     from coder import sessions
+    from coder.plan import plan_from_json
 
     here, directory = str(rt.agent.tool_ctx.workspace.root), rt.config.repl.sessions_dir
     if args.resume == "":
@@ -112,7 +114,39 @@ def resume_for_query(rt, args, notify) -> str | None:
     except sessions.SessionError as exc:
         raise UsageError(str(exc)) from None
     rt.agent.messages[:] = sessions.conversation(data, rt.agent.messages[0])
+    rt.agent.tool_ctx.plan = plan_from_json(data.get("plan"))  # checked by sessions.load
     return data.get("name") or name
+
+
+def run_task(rt, task: str, sink, plan: bool = False):
+    """The task as one turn; with --plan, the plan's turn first (its text kept off
+    stdout: the plan goes to stderr as a notice), then the work. One result: the last
+    turn's, with the usage and tool calls of both."""
+    from coder import agent as agent_mod
+    from coder import plan as plan_mod
+
+    def run(text: str, out=sink) -> agent_mod.TurnResult:
+        return agent_mod.run_turn(rt.agent, text, out, rt.cancel)
+
+    if not plan:
+        return run(task)
+
+    def show(steps, reply: str) -> None:
+        if steps is None:
+            sink.notice(f"the plan has no numbered steps; going on without a checklist:\n{reply}")
+        else:
+            sink.notice(f"plan:\n{steps.checklist()}")
+
+    turns = plan_mod.run_planned(
+        rt.agent, task, run, show, run_planning=lambda text: run(text, QuietText(sink))
+    )
+    result = turns[-1]
+    for earlier in turns[:-1]:
+        result.tool_calls[:0] = earlier.tool_calls
+        result.calls[:0] = earlier.calls
+        for key in result.usage:
+            result.usage[key] += earlier.usage.get(key, 0)
+    return result
 
 
 def save_conversation(rt, name: str | None, notify) -> None:
@@ -123,6 +157,25 @@ def save_conversation(rt, name: str | None, notify) -> None:
         rt.save_conversation(name)
     except sessions.SessionError as exc:
         notify(f"the conversation was not saved: {exc}")
+
+
+class QuietText:
+    """A sink that leaves the text out (the plan's turn of -q --plan) and passes the rest on."""
+
+    def __init__(self, sink) -> None:
+        self.sink = sink
+
+    def text(self, delta: str) -> None:
+        pass
+
+    def tool_call(self, call) -> None:
+        self.sink.tool_call(call)
+
+    def tool_result(self, call, result) -> None:
+        self.sink.tool_result(call, result)
+
+    def notice(self, message: str) -> None:
+        self.sink.notice(message)
 
 
 def _refuse_unasked(name: str, what: str) -> str:

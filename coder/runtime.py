@@ -62,8 +62,8 @@ class Runtime:
     end_reason: str = "exit"  # for session_end; the caller may set it (-q: the turn's stop)
 
     def save_conversation(self, name: str | None = None) -> Path:
-        """Save the conversation (REPL and -q alike) under `name`, or a new name for this
-        workspace; secrets masked. Raises sessions.SessionError."""
+        """Save the conversation and its plan (REPL and -q alike) under `name`, or a new
+        name for this workspace; secrets masked. Raises sessions.SessionError."""
         from coder import sessions
 
         here = str(self.agent.tool_ctx.workspace.root)
@@ -75,6 +75,7 @@ class Runtime:
             config_mod.as_dict(self.config),
             workspace=here,
             secrets=[self.config.llm.api_key],
+            plan=plan.to_json() if (plan := self.agent.tool_ctx.plan) is not None else None,
         )
 
     mcp: McpHost | None = None  # the MCP servers (None: none configured)

@@ -1,7 +1,8 @@
 """Saved conversations: one versioned JSON file per name in repl.sessions_dir.
 
 A file holds {"version", "name", "created", "updated", "workspace", "messages",
-"tools", "config"}; the REPL saves every conversation as it goes (after each turn), so
+"tools", "config", "plan"} ("plan": the /plan checklist's steps and statuses, or null;
+files without it, from before plans, read as null); the REPL saves every conversation as it goes (after each turn), so
 `coder -c` resumes the last one of a workspace. Secrets are masked in all of it, as in
 the log. Writes are atomic (temp
 file in the same directory, fsync, rename), so a crash leaves the old file or the
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from coder.atomic import atomic_write
+from coder.plan import PlanError, plan_from_json
 from coder.redact import env_secrets, scrub, usable_secrets
 
 VERSION = 1
@@ -82,6 +84,7 @@ def save(
     config: dict | None = None,
     workspace: str | None = None,
     secrets: Iterable[str | None] = (),
+    plan: list[dict] | None = None,
 ) -> Path:
     """Write the conversation atomically; keeps `created` of an existing file of that name.
 
@@ -102,6 +105,7 @@ def save(
         "messages": scrub(messages, masked),
         "tools": tools or [],
         "config": scrub(config or {}, masked),  # api_key and the like become REDACTED
+        "plan": scrub(plan, masked) if plan is not None else None,
     }
     try:
         blob = _encode(data)
@@ -161,6 +165,10 @@ def validate(data: Any, path: Path | str = "session") -> None:
             raise bad(f"message {i}: {problem}")
     if not isinstance(data.get("tools", []), list):
         raise bad("'tools' must be a list")
+    try:
+        plan_from_json(data.get("plan"))
+    except PlanError as exc:
+        raise bad(f"'plan': {exc}") from None
 
 
 def message_problem(m: Any) -> str | None:

@@ -330,6 +330,7 @@ def test_dead_managed_server_is_restarted(tmp_path):
             time.sleep(0.1)
         assert s.restarts == 1 and s.pid != first, messages
         assert any("died" in m for m in messages)
+        assert s.health.state == server.Health.HEALTHY  # the restart is seen as healthy
         assert server.probe(s.endpoint.root).state == "ready"
         # the next request works
         with Client(s.base_url) as client:
@@ -349,7 +350,7 @@ def test_detached_start_status_stop_with_pidfile(tmp_path, monkeypatch):
     assert start.returncode == 0, start.stderr
     try:
         status = run_coder(tmp_path, port, "server", "status")
-        assert status.returncode == 0 and "ready" in status.stdout
+        assert status.returncode == 0 and "HEALTHY" in status.stdout
         assert "coder server start" in status.stdout
         # a coder session reuses the detached server and leaves it running
         assert run_coder(tmp_path, port, "-q", "hi").returncode in ANSWERED

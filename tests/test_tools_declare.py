@@ -1,6 +1,6 @@
 """@tool: a tool's schema read from its function's signature and docstring."""
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Required, TypedDict
 
 import pytest
 
@@ -209,3 +209,33 @@ def test_include_ignored_in_three_listing_tools_exactly():
         assert "include_ignored" not in by_name[name]["required"]
     others = [n for n in by_name if n not in expect]
     assert all("include_ignored" not in by_name[n]["properties"] for n in others)
+
+
+class Item(TypedDict, total=False):
+    text: Required[str]
+    done: bool
+
+
+class Loose(TypedDict):
+    value: dict
+
+
+def test_a_typeddict_is_an_object_of_its_keys():
+    def items(ctx: ToolContext, items: list[Item]) -> str:
+        """Take items."""
+        return ""
+
+    _, params = function_schema(items)
+    assert params["properties"]["items"]["items"] == {
+        "type": "object",
+        "properties": {"text": {"type": "string"}, "done": {"type": "boolean"}},
+        "required": ["text"],
+        "additionalProperties": False,
+    }
+
+    def loose(ctx: ToolContext, thing: Loose) -> str:
+        """Take a thing."""
+        return ""
+
+    with pytest.raises(TypeError, match="parameter 'thing', key 'value': type <class 'dict'>"):
+        function_schema(loose)

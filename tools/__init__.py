@@ -28,8 +28,12 @@ from . import reading, editing, listing, git, search, shell  # noqa: F401  # iso
 # opt-in (default=False): offered only when agent.tools names them
 from . import project, lint  # noqa: F401  # isort: skip
 
+# not registered: the agent offers it while a plan has unfinished steps
+from .plan import UPDATE_PLAN  # noqa: E402  # isort: skip
+
 __all__ = [
     "REGISTRY",
+    "UPDATE_PLAN",
     "Tool",
     "ToolContext",
     "ToolError",

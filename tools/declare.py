@@ -2,7 +2,7 @@
 model-facing description the docstring's first paragraph, and the arguments' JSON schema
 comes from the signature: type hints give the types (`X | None` is still X: null counts as
 absent), parameters with a default are optional, `Literal[...]` is an enum,
-`Annotated[int, Bounds(1, 10)]` adds limits, and an `Args:` section of the docstring
+`Annotated[int, Bounds(1, 10)]` adds limits, a TypedDict is an object of its keys, and an `Args:` section of the docstring
 (`name: description` lines) describes the parameters. The first parameter is `ctx`.
 
 A docstring or type hint this cannot read is a TypeError at import time, naming the
@@ -32,11 +32,17 @@ def tool(*, needs_approval: bool = False, default: bool = True) -> Callable[[F],
     `default=False` makes it opt-in: offered only when agent.tools names it."""
 
     def decorate(fn: F) -> F:
-        description, parameters = function_schema(fn)
-        register(Tool(fn.__name__, description, parameters, fn, needs_approval, default))
+        register(declared(fn, needs_approval=needs_approval, default=default))
         return fn
 
     return decorate
+
+
+def declared(fn: Callable[..., str], *, needs_approval: bool = False, default: bool = True) -> Tool:
+    """The Tool of `fn`, as `@tool` declares it, but not registered: for a tool the agent
+    offers by itself in some state (update_plan, while a plan is open)."""
+    description, parameters = function_schema(fn)
+    return Tool(fn.__name__, description, parameters, fn, needs_approval, default)
 
 
 @dataclass(frozen=True)  # hashable: typing hashes Annotated's metadata in `X | None`
@@ -81,6 +87,8 @@ def _schema_of(hint: Any, what: str) -> dict:
     """The JSON schema of one parameter's type hint; keys in the order type, enum, items,
     then limits (the description goes last)."""
     extra: dict = {}
+    if typing.get_origin(hint) in (typing.Required, typing.NotRequired):  # a TypedDict's key
+        hint = typing.get_args(hint)[0]
     if typing.get_origin(hint) is Annotated:
         hint, *meta = typing.get_args(hint)
         for m in meta:
@@ -105,9 +113,14 @@ def _schema_of(hint: Any, what: str) -> dict:
         return {"type": kinds.pop(), "enum": list(args), **extra}
     if origin is list and len(args) == 1:
         return {"type": "array", "items": _schema_of(args[0], what), **extra}
+    if typing.is_typeddict(hint):
+        keys = typing.get_type_hints(hint, include_extras=True)
+        properties = {k: _schema_of(v, f"{what}, key '{k}'") for k, v in keys.items()}
+        required = [k for k in keys if k in hint.__required_keys__]
+        return {**object_schema(properties, required), **extra}
     raise TypeError(
         f"{what}: type {hint} has no JSON schema here (str, int, float, bool, "
-        "list[...], Literal[...], X | None)"
+        "list[...], Literal[...], a TypedDict, X | None)"
     )
 
 

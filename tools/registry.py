@@ -11,10 +11,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from .arguments import coerce, parse_arguments, signature, validate
 from .output import ToolError, cap_text, error_text
 from .workspace import Workspace, WorkspaceError
+
+if TYPE_CHECKING:
+    from ..plan import Plan
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,9 @@ class ToolContext:
     max_output_bytes: int = 32768
     sandbox: str = "none"  # none | bwrap (tools.shell.sandbox): run_shell under bubblewrap
     cancel: threading.Event | None = None  # set by the UI on Ctrl-C; long tools check it
+    # the conversation's plan (/plan): update_plan changes it in place (dispatch copies
+    # this context, not the plan)
+    plan: Plan | None = None
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Terminal output with rich: streaming markdown, highlighted code, tool panels, diffs.
 
 `stream` cuts the streamed answer into blocks, `blocks` turns them into rich
-renderables, `panels` draws a tool call and the diff of an edit, and `sink`'s
+renderables, `panels` draws a tool call and the diff of an edit, `plan` the /plan
+checklist, and `sink`'s
 RichSink, the agent's Sink for a terminal, drives them.
 """
 
@@ -14,6 +15,7 @@ from coder.render.panels import (
     result_summary,
     tool_panel,
 )
+from coder.render.plan import plan_panel
 from coder.render.sink import RichSink, console_for
 from coder.render.stream import CODE_CHUNK, LONG_LINE, PROSE_MAX, TAIL_CHARS, Block, MarkdownStream
 
@@ -34,6 +36,7 @@ __all__ = [
     "key_arguments",
     "lexer_for",
     "markdown",
+    "plan_panel",
     "render_block",
     "result_summary",
     "tool_panel",

@@ -156,7 +156,14 @@ def edit_diff(call: Any, root: Path | None, before: str | None, created: bool) -
 
 
 def tool_panel(call: Any, result: Any, diff: Text | None = None) -> Panel:
-    """The call's key arguments, then the diff of an edit or the head of the output."""
+    """The call's key arguments, then the diff of an edit or the head of the output;
+    update_plan as the checklist it sets."""
+    if call.name == "update_plan" and not result.is_error:
+        from coder.render.plan import update_panel  # it imports this module
+
+        panel = update_panel(call)
+        if panel is not None:
+            return panel
     body: list[RenderableType] = []
     head = key_arguments(call)
     if head:

@@ -39,6 +39,7 @@ from coder.repl.commands import EXIT, Commands, model_name
 from coder.repl.input import MENTION_WORD, ReplCompleter, open_history
 from coder.repl.state import ReplState
 from coder.runtime import Runtime, open_runtime
+from coder.server import Health
 
 _COMMAND_RE = re.compile(r"^/([A-Za-z][\w-]*)(?:\s+(.*))?$", re.S)
 
@@ -65,6 +66,7 @@ class Repl:
         self.sink = sink or RichSink(console, workspace_root=self.root)
         self.state = ReplState()
         self.commands = Commands(rt, console, self.state)
+        self.commands.run_turn = self.turn  # /plan's turns run as typed ones do
         self._ctrl_c_armed = False
         self._autosave_failed = False
         self._yes_no: PromptSession | None = None
@@ -131,6 +133,11 @@ class Repl:
         rate = self.state.stats.cache_hit_rate
         cache = f"cache {rate:.0%}" if rate is not None else "cache -"
         parts = [model_name(self.rt), ctx, cache]
+        health = self.rt.server.health.state  # the session's server watcher keeps it
+        if health not in (Health.HEALTHY, Health.UNKNOWN):
+            parts.append(f"server {health}")
+        if agent.tool_ctx.plan is not None:
+            parts.append(agent.tool_ctx.plan.progress())
         if self.state.session_name:
             parts.append(self.state.session_name)
         return " " + " | ".join(parts) + " "

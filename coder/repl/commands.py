@@ -25,6 +25,7 @@ from coder.agent import Agent
 from coder.chat import Stop
 from coder.config import yaml_inline
 from coder.context import Budget, shed_context
+from coder.plan import plan_from_json
 from coder.repl.state import ReplState
 from coder.runtime import Runtime, offered_tools
 from coder.tools.workspace import WorkspaceError
@@ -67,6 +68,10 @@ class Commands:
         self.cfg = rt.config
         self.out = console
         self.state = state if state is not None else ReplState()
+        # how /plan runs a turn: the REPL sets its own (sink, Ctrl-C, autosave)
+        self.run_turn: Callable[[str], agent_mod.TurnResult | None] = lambda text: (
+            agent_mod.run_turn(self.agent, text, cancel=rt.cancel)
+        )
 
     @classmethod
     def names(cls) -> list[str]:
@@ -161,6 +166,7 @@ class Commands:
         dropped = len(self.agent.messages) - 1
         before = self.agent.budget.last_prompt_tokens
         self.agent.messages[:] = messages
+        self.agent.tool_ctx.plan = plan_from_json(data.get("plan"))  # checked by load
         self.agent.budget.last_prompt_tokens = None
         name = self.state.session_name = data.get("name") or arg
         self._record_reset(dropped, before, f"load {name}")
@@ -736,6 +742,30 @@ class Commands:
             self.say(f"the summary failed: {reply.error or 'no text'}", "yellow")
             return None
         return text
+
+    def cmd_plan(self, arg: str) -> None:
+        """/plan [TEXT | --drop]
+        plan TEXT first: numbered steps, then worked through as a checklist (no TEXT: show it)"""
+        from coder import plan as plan_mod
+        from coder.render import plan_panel
+
+        if arg.strip() == "--drop":
+            self.agent.tool_ctx.plan = None
+            self.say("plan dropped (update_plan is no longer offered)", "green")
+        elif arg.strip():
+            plan_mod.run_planned(self.agent, arg.strip(), self.run_turn, self._show_plan)
+        elif self.agent.tool_ctx.plan is None:
+            self.say("no plan: /plan TEXT asks the model for one, then works through it", "dim")
+        else:
+            self.out.print(plan_panel(self.agent.tool_ctx.plan))
+
+    def _show_plan(self, plan: Any, reply: str) -> None:
+        from coder.render import plan_panel
+
+        if plan is None:  # its text was shown as the turn's answer
+            self.say("the reply has no numbered steps: going on without a checklist", "yellow")
+        else:
+            self.out.print(plan_panel(plan))
 
     def cmd_exit(self, arg: str) -> str:
         """/exit

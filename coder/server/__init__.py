@@ -8,6 +8,7 @@ either. A server coder did not start is never stopped.
 from coder.server.command import API_KEY_ENV, build_command, redact, server_env, template_path
 from coder.server.detached import pidfile_path, pidfile_process, start_detached, stop_detached
 from coder.server.endpoint import Endpoint, Probe, ServerError, endpoint, http_get, probe
+from coder.server.health import Health, HealthCheck
 from coder.server.manager import connect, start, stop, switch_model, watch
 from coder.server.process import LOG_NAME, Server, log_tail, stop_process
 
@@ -15,6 +16,8 @@ __all__ = [
     "API_KEY_ENV",
     "LOG_NAME",
     "Endpoint",
+    "Health",
+    "HealthCheck",
     "Probe",
     "Server",
     "ServerError",

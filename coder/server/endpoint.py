@@ -48,6 +48,8 @@ class Probe:
     state: str  # "down" | "loading" | "ready" | "foreign"
     props: dict = field(default_factory=dict)
     detail: str = ""
+    # connected, then no answer in time: foreign to connect(), a failed check to health
+    timed_out: bool = False
 
 
 def probe(root: str, api_key: str | None = None, timeout: float = 2.0) -> Probe:
@@ -55,7 +57,9 @@ def probe(root: str, api_key: str | None = None, timeout: float = 2.0) -> Probe:
     status, body = http_get(root + "/health", api_key, timeout)
     if status is None and "timed out" in body:  # connected, then silence: not llama.cpp
         return Probe(
-            "foreign", detail=f"it accepts connections but gave no HTTP answer in {timeout:g} s"
+            "foreign",
+            detail=f"it accepts connections but gave no HTTP answer in {timeout:g} s",
+            timed_out=True,
         )
     if status is None:
         return Probe("down", detail=body)

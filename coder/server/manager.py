@@ -8,7 +8,7 @@ from pathlib import Path
 from coder.config import Config
 from coder.procs import kill_group
 from coder.server.command import build_command, server_env
-from coder.server.endpoint import Endpoint, ServerError, endpoint, probe
+from coder.server.endpoint import Endpoint, Probe, ServerError, endpoint, probe
 from coder.server.process import (
     LOG_NAME,
     Notify,
@@ -45,6 +45,7 @@ def connect(cfg: Config, log_dir: Path, notify: Notify = lambda m: None) -> Serv
         notify(f"llama.cpp server on {ep.address} is loading its model; waiting")
         server = Server(ep, managed=False)
         server.props = wait_ready(server, cfg.llm.startup_timeout, api_key)
+        server.health.observe(Probe("ready", server.props))
         return server
     if p.state == "ready":
         check_model_matches(cfg, p.props, ep)
@@ -55,6 +56,7 @@ def connect(cfg: Config, log_dir: Path, notify: Notify = lambda m: None) -> Serv
                 f"llm.base_url at a free port)"
             )
         server = Server(ep, managed=False, props=p.props)
+        server.health.observe(p)
         if cfg.llm.auto_manage and is_local(ep):
             watch(server, cfg, Path(log_dir), notify)
         return server
@@ -136,6 +138,7 @@ def launch(
     server.managed = True
     try:
         server.props = wait_ready(server, cfg.llm.startup_timeout, cfg.llm.api_key)
+        server.health.observe(Probe("ready", server.props))
     except BaseException:
         if server.proc is not None:
             kill_group(server.proc)
@@ -189,15 +192,21 @@ def watch(
     A managed server that dies is restarted. A reused one (say, started by another coder
     session that has since exited) that goes away is replaced by one of our own, when
     llm.auto_manage allows; if another session got there first, that one is reused.
+    What it sees goes into `server.health` (health.py: the states `coder server status`
+    shows): a death is ERROR, a reused server's checks count as the status's do.
     """
 
     def refused() -> bool:  # a busy server is slow, not gone: only a refusal counts
         p = probe(server.endpoint.root, cfg.llm.api_key, timeout=2.0)
+        server.health.observe(p)
         return p.state == "down" and "refused" in p.detail.lower()
 
     def gone() -> bool:
         if server.managed:
-            return server.proc is not None and server.proc.poll() is not None
+            if server.proc is None or server.proc.poll() is None:
+                return False
+            server.health.exited(server.proc.returncode)
+            return True
         return refused() and not server._stopping.wait(0.5) and refused()
 
     def run() -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from coder.procs import group_alive, kill_group, signal_group
 from coder.server.command import redact
 from coder.server.endpoint import Endpoint, ServerError, probe
+from coder.server.health import HealthCheck
 
 Notify = Callable[[str], None]
 LOG_NAME = "llama-server.log"
@@ -66,6 +67,7 @@ class Server:
     log_path: Path | None = None
     proc: subprocess.Popen | None = None
     restarts: int = 0
+    health: HealthCheck = field(default_factory=HealthCheck)  # kept by manager.watch
     _stopping: threading.Event = field(default_factory=threading.Event)
     _watch: threading.Thread | None = None
 
