@@ -143,7 +143,8 @@ class Agent:
 
     @property
     def tools(self) -> list[dict]:
-        return toolbox.schemas(self.tool_names, self.extra_tools())
+        """What the next request offers: the chosen tools the permission mode allows."""
+        return toolbox.schemas(self.tool_names, self.extra_tools(), mode=self.tool_ctx.mode)
 
     def callable_tools(self) -> dict[str, Tool]:
         """What a call may name: the registry and the extra tools of the moment."""

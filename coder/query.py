@@ -126,7 +126,11 @@ def save_conversation(rt, name: str | None, notify) -> None:
 
 
 def _refuse_unasked(name: str, what: str) -> str:
-    return "coder -q runs it only with --yes"  # there is no one to ask
+    # nobody can answer: what the mode would ask about is refused, and the model told why
+    return (
+        "coder -q cannot ask anyone: file edits need --mode auto-edit (the default) or "
+        "--yes, commands need --yes"
+    )
 
 
 def verify(rt, command: str, sink) -> float:

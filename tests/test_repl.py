@@ -173,7 +173,7 @@ def test_ctrl_c_stops_the_generation_and_the_next_turn_works(cfg, srv):
 
 
 def test_ctrl_c_stops_a_running_tool(cfg, srv):
-    cfg.tools.shell.approval = "auto"
+    cfg.tools.mode = "yes"
     calls = [("run_shell", '{"command": "sleep 30"}'), ("read_file", '{"path": "README.md"}')]
     srv.enqueue(stream_tool_calls(calls), stream_text("after"))
     with repl_session(cfg) as s:

@@ -25,6 +25,7 @@ from prompt_toolkit.key_binding import KeyBindings
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
+from rich.syntax import Syntax
 from rich.text import Text
 
 from coder import agent as agent_mod
@@ -120,17 +121,13 @@ class Repl:
     def toolbar(self) -> str:
         agent = self.rt.agent
         b = agent.budget
-        used = b.last_prompt_tokens
-        shown = str(used)
-        if used is None:  # before the first call, or after /clear, /load: an estimate
-            used = b.estimate(agent.messages) if len(agent.messages) > 1 else 0
-            shown = f"~{used}" if used else "0"
-        ctx = f"ctx {shown}/{b.n_ctx or '?'}"
+        used = b.in_use(agent.messages)
+        ctx = f"ctx {used}/{b.n_ctx or '?'}"
         if b.n_ctx:
-            ctx += f" ({used / b.n_ctx:.0%})"
+            ctx += f" ({used.tokens / b.n_ctx:.0%})"
         rate = self.state.stats.cache_hit_rate
         cache = f"cache {rate:.0%}" if rate is not None else "cache -"
-        parts = [model_name(self.rt), ctx, cache]
+        parts = [model_name(self.rt), ctx, cache, agent.tool_ctx.mode]
         if self.state.session_name:
             parts.append(self.state.session_name)
         return " " + " | ".join(parts) + " "
@@ -152,19 +149,23 @@ class Repl:
             self.sink.notice(message)
 
     def approve(self, name: str, what: str) -> bool | str:
-        """Before run_shell or git_commit (tools.shell.approval: ask): y, n, a (always,
-        for the session) or a reason to refuse, which goes back to the model."""
+        """Before what the mode asks about (tools.mode: ask for edits and commands,
+        auto-edit for commands): y, n, a (always, for the session) or a reason to refuse,
+        which goes back to the model. An edit shows its diff."""
         always = self.state.approvals
         if always.allowed(name, what):
             self.sink.notice(f"{name}: allowed for this session ({what.splitlines()[0][:80]})")
             return True
         label = always.always_label(name, what)
+        tool = self.rt.agent.callable_tools().get(name)
         with self.sink.pause():
-            title = f"{name} wants to run"
+            if tool is not None and tool.access == "write":
+                head, _, diff = what.partition("\n")
+                title, body = f"{name} wants to {head}", Syntax(diff, "diff", theme="ansi_dark")
+            else:
+                title, body = f"{name} wants to run", Text(what)
             self.console.print(
-                Panel(
-                    Text(what), title=title, title_align="left", expand=False, border_style="yellow"
-                )
+                Panel(body, title=title, title_align="left", expand=False, border_style="yellow")
             )
             if self._yes_no is None:
                 self._yes_no = PromptSession(
@@ -229,7 +230,7 @@ class Repl:
         if not command:
             self.console.print(Text("usage: !COMMAND (runs it in the workspace)", "yellow"))
             return
-        ctx = dataclasses.replace(self.rt.agent.tool_ctx, approval="auto")
+        ctx = dataclasses.replace(self.rt.agent.tool_ctx, mode="yes")
         self.rt.cancel.clear()
         restore = self._install_sigint()
         try:
