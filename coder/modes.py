@@ -32,7 +32,8 @@ class ModeChange:
             out.append(f"no longer offered to the model: {', '.join(self.withdrawn)}")
         if self.added:
             out.append(f"offered to the model again: {', '.join(self.added)}")
-        out.append(f"ask first: {', '.join(self.asking)}" if self.asking else "nothing asks")
+        if self.asking:
+            out.append(f"ask first: {', '.join(self.asking)}")
         return out
 
 

@@ -127,7 +127,7 @@ class Repl:
             ctx += f" ({used.tokens / b.n_ctx:.0%})"
         rate = self.state.stats.cache_hit_rate
         cache = f"cache {rate:.0%}" if rate is not None else "cache -"
-        parts = [model_name(self.rt), ctx, cache, agent.tool_ctx.mode]
+        parts = [model_name(self.rt), ctx, cache, f"{agent.tool_ctx.mode} mode"]
         if self.state.session_name:
             parts.append(self.state.session_name)
         return " " + " | ".join(parts) + " "
