@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import re
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ from coder.repl import approvals, context_files
 from coder.repl.commands import EXIT, Commands, model_name
 from coder.repl.input import MENTION_WORD, ReplCompleter, open_history
 from coder.repl.state import ReplState
+from coder.repl.typeahead import Typeahead
 from coder.runtime import Runtime, open_runtime
 
 _COMMAND_RE = re.compile(r"^/([A-Za-z][\w-]*)(?:\s+(.*))?$", re.S)
@@ -68,6 +70,9 @@ class Repl:
         self.commands = Commands(rt, console, self.state)
         self._ctrl_c_armed = False
         self._autosave_failed = False
+        # keys typed during a turn: not echoed, kept for the next prompt (the terminal's)
+        on_tty = input is None and sys.stdin.isatty()
+        self.typeahead = Typeahead(sys.stdin.fileno() if on_tty else None)
         self._yes_no: PromptSession | None = None
         self.session: PromptSession = PromptSession(
             history=history or open_history(self.cfg.repl.history_file, self.notify),
@@ -158,6 +163,7 @@ class Repl:
             return True
         label = always.always_label(name, what)
         tool = self.rt.agent.callable_tools().get(name)
+        self.typeahead.keep()  # what was typed ahead is for the next prompt, not an answer
         with self.sink.pause():
             if tool is not None and tool.access == "write":
                 head, _, diff = what.partition("\n")
@@ -198,7 +204,7 @@ class Repl:
     def run(self) -> int:
         while True:
             try:
-                text = self.session.prompt("> ")
+                text = self.session.prompt("> ", default=self.typeahead.take())
             except KeyboardInterrupt:
                 if self._ctrl_c_armed:
                     return 0
@@ -208,7 +214,9 @@ class Repl:
             except EOFError:
                 return 0
             self._ctrl_c_armed = False
-            if self.handle(text) == EXIT:
+            with self.typeahead.quiet():
+                done = self.handle(text)
+            if done == EXIT:
                 return 0
 
     def handle(self, text: str) -> str | None:
