@@ -14,6 +14,14 @@ from coder.config import ConfigError
 from coder.tools import MODES, asks, decide
 from coder.tools.permissions import DESCRIPTIONS
 
+# what the model is told with the next message after a switch (its tools changed under it)
+MODEL_NOTES = {
+    "read-only": "only tools that read are offered now; describe a change instead of making it",
+    "ask": "file edits and commands now wait for the user's approval",
+    "auto-edit": "file edits apply at once now; commands wait for the user's approval",
+    "yes": "file edits and commands now run without asking the user",
+}
+
 
 @dataclass
 class ModeChange:
@@ -22,6 +30,13 @@ class ModeChange:
     withdrawn: list[str] = field(default_factory=list)  # offered before, not now
     added: list[str] = field(default_factory=list)  # offered now, not before
     asking: list[str] = field(default_factory=list)  # offered now, and they ask first
+
+    @property
+    def note(self) -> str | None:
+        """For the model, with the next message; None when nothing changed."""
+        if self.old == self.new:
+            return None
+        return f"the user switched the permission mode to {self.new}: {MODEL_NOTES[self.new]}"
 
     def lines(self) -> list[str]:
         """What the user is told: the mode, then what changed for the model."""

@@ -243,6 +243,9 @@ def test_mode_switches_what_the_next_request_offers_and_the_log_follows(tmp_path
         s.repl.rt.logger.flush()
     assert {"write_file", "run_shell", "read_file"} <= offered_in(first)
     assert offered_in(second) and not offered_in(second) & (WRITE | RUN)
+    told = second.json["messages"][-1]["content"]
+    assert told.startswith("[note: the user switched the permission mode to read-only: only")
+    assert told.endswith("]\nsecond")
     [log] = read_sessions(list_log_files(cfg.logging.dir))
     assert log.calls[0].tools is None and "write_file" in {t["function"]["name"] for t in log.tools}
     assert {t["function"]["name"] for t in log.calls[1].tools} == offered_in(second)

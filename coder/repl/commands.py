@@ -281,8 +281,7 @@ class Commands:
         for notice in cfg.notices[notices:]:
             self.say(notice, "yellow")
         if cfg.tools.mode != ctx.mode:
-            for line in modes.switch(self.agent, cfg.tools.mode).lines():
-                self.say(line)
+            self._switch_mode(cfg.tools.mode)
         ctx.shell_timeout = cfg.tools.shell.timeout
         ctx.max_output_bytes = cfg.tools.shell.max_output_bytes
         ctx.sandbox = cfg.tools.shell.sandbox
@@ -470,11 +469,7 @@ class Commands:
         """/mode [NAME]
         show the permission mode; NAME (read-only, ask, auto-edit, yes) switches this session to it"""
         if arg.strip():
-            change = modes.switch(self.agent, modes.check_mode(arg.strip()))
-            first, *rest = change.lines()
-            self.say(first, "green")
-            for line in rest:
-                self.say(line)
+            self._switch_mode(modes.check_mode(arg.strip()))
             return
         mode = self.agent.tool_ctx.mode
         asking = modes.asking(self.agent)
@@ -489,6 +484,16 @@ class Commands:
 
     def complete_mode(self) -> list[str]:
         return list(MODES)
+
+    def _switch_mode(self, mode: str) -> None:
+        """/mode NAME, /config tools.mode NAME: switch, say what changed, tell the model."""
+        change = modes.switch(self.agent, mode)
+        first, *rest = change.lines()
+        self.say(first, "green")
+        for line in rest:
+            self.say(line)
+        if change.note:
+            self.state.pending_notes.append(change.note)
 
     def cmd_mcp(self, arg: str) -> None:
         """/mcp
