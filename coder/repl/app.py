@@ -165,9 +165,11 @@ class Repl:
         tool = self.rt.agent.callable_tools().get(name)
         self.typeahead.keep()  # what was typed ahead is for the next prompt, not an answer
         with self.sink.pause():
-            if tool is not None and tool.access == "write":
-                head, _, diff = what.partition("\n")
+            head, _, diff = what.partition("\n")
+            if tool is not None and tool.access == "write" and diff:  # an edit: its diff
                 title, body = f"{name} wants to {head}", Syntax(diff, "diff", theme="ansi_dark")
+            elif tool is not None and tool.access == "write":
+                title, body = f"{name} wants to change", Text(what)
             else:
                 title, body = f"{name} wants to run", Text(what)
             self.console.print(

@@ -255,7 +255,6 @@ class Commands:
             data = _redacted_value(key, config_mod.get_key(cfg, key), cfg)
         else:
             config_mod.set_config_text(cfg, key, value, check=offered_tools)
-            self._apply_config(key)
             shown = yaml_inline(_redacted_value(key, config_mod.get_key(cfg, key), cfg))
             live = key.startswith(LIVE_KEYS)
             self.say(
@@ -263,6 +262,7 @@ class Commands:
                 + ("" if live else "  (used from the next start; config.yaml is not changed)"),
                 "green",
             )
+            self._apply_config(key)  # and says what that changed (a mode switch)
             return
         text = yaml.safe_dump(data, sort_keys=False, default_flow_style=False).rstrip()
         if text.endswith("\n..."):
