@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     direct = Direct()
     try:
         tools = {t.name: t for t in mcp_tools(host)}
-        ctx = ToolContext(workspace=Workspace(Path(tempfile.mkdtemp())), approval="auto")
+        ctx = ToolContext(workspace=Workspace(Path(tempfile.mkdtemp())), mode="yes")
         print(f"{'call':<14} {'SDK ms':>8} {'coder ms':>9} {'ratio':>7}")
         worst = 0.0
         for label, arguments in CALLS.items():

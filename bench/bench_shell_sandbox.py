@@ -42,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=20)
     args = ap.parse_args(argv)
     ws = Workspace(Path(tempfile.mkdtemp()))
-    plain = ToolContext(workspace=ws, approval="auto")
-    boxed = ToolContext(workspace=ws, approval="auto", sandbox="bwrap")
+    plain = ToolContext(workspace=ws, mode="yes")
+    boxed = ToolContext(workspace=ws, mode="yes", sandbox="bwrap")
     start = time.perf_counter()
     try:
         sb.check("bwrap", ws.root)

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--batch", type=int, default=20)
     args = ap.parse_args(argv)
-    ctx = ToolContext(workspace=Workspace(Path(tempfile.mkdtemp())), approval="auto")
+    ctx = ToolContext(workspace=Workspace(Path(tempfile.mkdtemp())), mode="yes")
     watchdog = Watchdog()
     start = time.perf_counter()
     watchdog.watch(1 << 30)  # the first registration starts it (a pgid that never exists)

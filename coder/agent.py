@@ -43,6 +43,8 @@ class Sink(Protocol):
     def tool_call(self, call: ToolCall) -> None: ...
     def tool_result(self, call: ToolCall, result: ToolResult) -> None: ...
     def notice(self, message: str) -> None: ...
+    # a model call finished: its token counts (prompt_tokens, completion_tokens), for progress
+    def usage(self, usage: dict) -> None: ...
 
 
 class NullSink:
@@ -56,6 +58,9 @@ class NullSink:
         pass
 
     def notice(self, message: str) -> None:
+        pass
+
+    def usage(self, usage: dict) -> None:
         pass
 
 
@@ -143,7 +148,9 @@ class Agent:
 
     @property
     def tools(self) -> list[dict]:
-        return toolbox.schemas(self.tool_names, self.state_tools())
+        """What the next request offers: the chosen tools the permission mode allows, and
+        the tools of the moment (state_tools)."""
+        return toolbox.schemas(self.tool_names, self.state_tools(), mode=self.tool_ctx.mode)
 
     def state_tools(self) -> list[Tool]:
         """The tools beyond the configured ones, of the moment: update_plan while the
@@ -267,6 +274,7 @@ def _query(
             exc.reply = None
         raise
     _record_call(agent, reply, agent.turn, step)
+    sink.usage(reply.usage or {})
     _add_usage(result.usage, reply.usage)
     result.calls.append({"usage": reply.usage, "timings": reply.timings})
     agent.budget.observe(reply.usage, agent.messages)

@@ -37,6 +37,8 @@ class ChatResult:
     prompt_ids_note: str | None = None  # why there are none, or why they may not match
     # the LoRA adapters the server applied: [{"id", "path", "scale"}]; [] none; None unknown
     adapters: list[dict] | None = None
+    # the tools offered, as OpenAI schemas, whatever the protocol (json sends them as text)
+    tools: list[dict] | None = None
 
 
 class Stop(StrEnum):

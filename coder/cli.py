@@ -54,7 +54,14 @@ def common_options(default=None):
         choices=["auto", "native", "json"],
         help="how tools reach the model (llm.tool_protocol)",
     )
-    opt("--yes", "-y", action="store_true", help="approve shell and git commit without asking")
+    opt(  # checked by the config loader: a bad value is one line naming tools.mode, exit 2
+        "--mode",
+        metavar="MODE",
+        help="permission mode (tools.mode): read-only offers no tool that writes or runs; "
+        "ask: edits and commands ask first; auto-edit (default): edits apply, commands ask; "
+        "yes: nothing asks",
+    )
+    opt("--yes", "-y", action="store_true", help="nothing asks: the same as --mode yes")
     opt("--workspace", metavar="DIR", help="the directory the tools may touch (default: cwd)")
     return common
 
@@ -203,6 +210,9 @@ def build_parser():
 
 
 def overrides(args) -> dict:
+    mode = getattr(args, "mode", None)
+    if args.yes and mode not in (None, "yes"):
+        raise UsageError(f"--yes is --mode yes; it does not go with --mode {mode}")
     return {
         "llm.server.model_path": args.model,
         "llm.base_url": args.base_url,
@@ -214,7 +224,7 @@ def overrides(args) -> dict:
         "llm.sampling.seed": args.seed,
         "llm.tool_protocol": args.tool_protocol,
         "tools.workspace": args.workspace,
-        "tools.shell.approval": "auto" if args.yes else None,
+        "tools.mode": "yes" if args.yes else mode,
         "llm.server.lora": getattr(args, "serve_lora", None),
     }
 
@@ -256,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = config_mod.load(args.config, overrides(args))
         take_env_secrets()  # the config has the key: no process coder starts gets it
+        for notice in cfg.notices:  # e.g. a deprecated key, read as its replacement
+            print(f"coder: {notice}", file=sys.stderr)
         if args.model:  # a path, or a unique part of a name `coder models` lists
             from coder import models
 

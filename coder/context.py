@@ -21,6 +21,19 @@ def _chars(messages: list[dict]) -> int:
     return len(orjson.dumps(messages))
 
 
+@dataclass(frozen=True)
+class InUse:
+    """The context a conversation takes: the server's count of the last prompt, or an
+    estimate when none was measured (before the first reply, after an interrupted one,
+    after /clear, /load or /compact). The toolbar and /stats both show this."""
+
+    tokens: int
+    measured: bool
+
+    def __str__(self) -> str:
+        return str(self.tokens) if self.measured or not self.tokens else f"~{self.tokens}"
+
+
 @dataclass
 class Budget:
     n_ctx: int | None = None
@@ -36,6 +49,11 @@ class Budget:
         self.last_prompt_tokens = int(usage["prompt_tokens"])
         if sent is not None:
             self.overhead = max(0, self.last_prompt_tokens - int(_chars(sent) / CHARS_PER_TOKEN))
+
+    def in_use(self, messages: list[dict]) -> InUse:
+        if self.last_prompt_tokens is not None:
+            return InUse(self.last_prompt_tokens, True)
+        return InUse(self.estimate(messages) if len(messages) > 1 else 0, False)
 
     def prompt_limit(self, max_tokens: int) -> int | None:
         """Tokens the prompt may take so the reply still fits; None when n_ctx is unknown."""

@@ -36,14 +36,24 @@ def cmd_query(cfg, args) -> int:
     with open_runtime(cfg, sink.notice) as rt:
         rt.agent.tool_ctx.approve = _refuse_unasked
         name = resume_for_query(rt, args, sink.notice)
-        if rendered:
+        progress = None
+        if rendered:  # its spinner says how long and how many tokens
             sink.root = rt.agent.tool_ctx.workspace.root
             sink.start()
+        elif progress_wanted(sys.stderr):  # the answer goes elsewhere: progress on stderr
+            from coder.render.progress import StderrProgress
+
+            progress = StderrProgress(sink, sys.stderr)
+            rt.notify.target = progress.notice  # a notice from another thread erases it too
+            progress.start()
         try:
-            result = run_task(rt, task, sink, plan=getattr(args, "plan", False))
+            result = run_task(rt, task, progress or sink, plan=getattr(args, "plan", False))
         finally:
             if rendered:
                 sink.finish()
+            elif progress is not None:
+                progress.finish()
+                rt.notify.target = sink.notice
         rt.end_reason = result.stop
         save_conversation(rt, name, sink.notice)
         verified = verify(rt, args.verify, sink) if args.verify else None
@@ -83,6 +93,13 @@ def cmd_query(cfg, args) -> int:
         code = EXIT_OK if result.ok else EXIT_TASK_FAILED
     lost = rt.logger.stats()["dropped_on_error"]  # final once the runtime has closed
     return EXIT_LOG_INCOMPLETE if code == EXIT_OK and lost else code
+
+
+def progress_wanted(stream) -> bool:
+    """A progress line on stderr: only on a terminal that can redraw a line."""
+    import os
+
+    return stream.isatty() and os.environ.get("TERM", "") != "dumb"
 
 
 def output_format(args) -> str:
@@ -177,9 +194,16 @@ class QuietText:
     def notice(self, message: str) -> None:
         self.sink.notice(message)
 
+    def usage(self, usage: dict) -> None:
+        self.sink.usage(usage)
+
 
 def _refuse_unasked(name: str, what: str) -> str:
-    return "coder -q runs it only with --yes"  # there is no one to ask
+    # nobody can answer: what the mode would ask about is refused, and the model told why
+    return (
+        "coder -q cannot ask anyone: file edits need --mode auto-edit (the default) or "
+        "--yes, commands need --yes"
+    )
 
 
 def verify(rt, command: str, sink) -> float:
@@ -231,6 +255,9 @@ class PlainSink:
     def notice(self, message: str) -> None:
         print(f"coder: {message}", file=sys.stderr)
 
+    def usage(self, usage: dict) -> None:
+        pass
+
 
 class EventSink:
     """--output-format stream-json: every event as one JSON line on stdout, as it happens
@@ -261,3 +288,6 @@ class EventSink:
 
     def notice(self, message: str) -> None:
         self.emit("notice", message=message)
+
+    def usage(self, usage: dict) -> None:
+        pass  # the result event has the turn's usage

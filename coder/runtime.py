@@ -137,7 +137,7 @@ def open_runtime(cfg: Config, notify: Callable[[str], None]) -> Iterator[Runtime
             raise ConfigError(f"tools.workspace: {exc}") from None
         tool_ctx = ToolContext(
             workspace=workspace,
-            approval=cfg.tools.shell.approval,
+            mode=cfg.tools.mode,
             shell_timeout=cfg.tools.shell.timeout,
             max_output_bytes=cfg.tools.shell.max_output_bytes,
             sandbox=cfg.tools.shell.sandbox,

@@ -54,6 +54,9 @@ class Events:
     def notice(self, message):
         self.notices.append(message)
 
+    def usage(self, usage):
+        pass
+
 
 @pytest.fixture
 def workspace(tmp_path):

@@ -257,10 +257,10 @@ def test_a_server_that_fails_to_start_is_reported_and_the_session_goes_on(tmp_pa
     assert "mcp__calc__add" in names and not any("broken" in n for n in names)
 
 
-@pytest.mark.parametrize("policy", ["ask", "never"])
-def test_an_untrusted_servers_tools_go_through_approval(tmp_path, srv, policy):
+@pytest.mark.parametrize("mode", ["ask", "auto-edit", "read-only"])
+def test_an_untrusted_servers_tools_ask_and_read_only_offers_none(tmp_path, srv, mode):
     cfg = config(tmp_path, srv.base_url, calc=server_spec(trusted=False))
-    cfg.tools.shell.approval = policy
+    cfg.tools.mode = mode
     asked: list[tuple[str, str]] = []
     srv.enqueue(
         stream_tool_calls([("mcp__calc__add", '{"a": 1, "b": 2}')]),
@@ -276,21 +276,25 @@ def test_an_untrusted_servers_tools_go_through_approval(tmp_path, srv, policy):
 
         rt.agent.tool_ctx.approve = approve
         run_turn(rt.agent, "add", cancel=rt.cancel)
-    _, second, third = srv.chat_requests()
+    first, second, third = srv.chat_requests()
     refused, approved = (
         second.json["messages"][-1]["content"],
         third.json["messages"][-1]["content"],
     )
-    if policy == "ask":
+    if mode != "read-only":
+        assert "mcp__calc__add" in offered(first)
         assert [name for name, _ in asked] == ["mcp__calc__add", "mcp__calc__add"]
         assert "MCP server 'calc'" in asked[0][1] and '"a": 1' in asked[0][1]
         assert "not approved" in refused and approved == "7"
-    else:
-        assert asked == [] and "disabled by configuration" in refused
+    else:  # not offered, and refused when named anyway
+        assert "mcp__calc__add" not in offered(first) and "read_file" in offered(first)
+        assert asked == [] and "not available in read-only mode" in refused
 
 
-def test_a_trusted_server_is_not_asked(tmp_path, srv):
+@pytest.mark.parametrize("mode", ["ask", "auto-edit"])
+def test_a_trusted_server_is_not_asked(tmp_path, srv, mode):
     cfg = config(tmp_path, srv.base_url, calc=server_spec(trusted=True))
+    cfg.tools.mode = mode
     srv.enqueue(stream_tool_calls([("mcp__calc__add", '{"a": 1, "b": 2}')]), stream_text("3"))
     with open_runtime(cfg, lambda m: None) as rt:
         # approval refuses until the caller sets its own: a trusted server never asks

@@ -185,7 +185,7 @@ def test_the_project_lint_script_needs_approval(tmp_path):
     r = dispatch("lint", {"project_script": True}, refuse)
     assert r.is_error and "not approved" in r.output
     assert asked == [("lint", "the project's lint script: make lint")]
-    ok = dispatch("lint", {"project_script": True}, ctx_for(root, approval="auto"))
+    ok = dispatch("lint", {"project_script": True}, ctx_for(root, mode="yes"))
     head, item = ok.output.splitlines()
     assert head == "make lint: 1 diagnostics in 1 files (exit code 2)"
     assert json.loads(item) == {
@@ -195,8 +195,9 @@ def test_the_project_lint_script_needs_approval(tmp_path):
         "code": "E999",
         "message": "boom",
     }
-    never = dispatch("lint", {"project_script": True}, ctx_for(root, approval="never"))
-    assert never.is_error and "approval: never" in never.output
+    never = dispatch("lint", {"project_script": True}, ctx_for(root, mode="read-only"))
+    assert never.is_error and "read-only mode (tools.mode) allows no action" in never.output
+    assert not dispatch("lint", {}, ctx_for(root, mode="read-only")).is_error  # ruff reads
 
 
 def test_the_default_tools_are_the_17_and_the_new_ones_are_opt_in(tmp_path):

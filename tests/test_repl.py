@@ -5,6 +5,7 @@ test_repl_commands.py."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -172,8 +173,20 @@ def test_ctrl_c_stops_the_generation_and_the_next_turn_works(cfg, srv):
     assert user_texts(srv) == ["long one", "next one"]
 
 
+def test_after_an_interrupted_reply_stats_and_the_toolbar_show_one_context_figure(cfg, srv):
+    # no usage comes with an interrupted reply: both show the estimate, not 0 and ~N
+    srv.enqueue(Stream(text_chunks(["word "] * 300) + final_chunks(), delay=0.02))
+    with repl_session(cfg) as s:
+        _interrupt_when(lambda: s.repl.sink.streamed)
+        s.run("long one\r/stats\r/exit\r")
+        assert "interrupted" in s.out
+        shown = re.search(r"ctx (~\d+)/4096", s.repl.toolbar()).group(1)
+        assert int(shown[1:]) > 0
+        assert f"context {shown} of 4096 tokens estimated" in " ".join(s.out.split())
+
+
 def test_ctrl_c_stops_a_running_tool(cfg, srv):
-    cfg.tools.shell.approval = "auto"
+    cfg.tools.mode = "yes"
     calls = [("run_shell", '{"command": "sleep 30"}'), ("read_file", '{"path": "README.md"}')]
     srv.enqueue(stream_tool_calls(calls), stream_text("after"))
     with repl_session(cfg) as s:

@@ -198,12 +198,12 @@ def test_config_show_get_set(cfg, srv):
     with repl_session(cfg) as s:
         s.run(
             "/config\r/config llm.sampling.top_k\r/config llm.sampling.temperature 0.7\r"
-            "/config tools.shell.approval never\r/config llm.nope 1\r/config llm.api_key\r"
+            "/config tools.mode ask\r/config llm.nope 1\r/config llm.api_key\r"
             "hi\r/exit\r"
         )
         assert "sk-secret-value-1234" not in s.out
         assert "llm.sampling.temperature = 0.7" in s.out and "unknown key" in s.out
-        assert s.repl.rt.agent.tool_ctx.approval == "never"
+        assert s.repl.rt.agent.tool_ctx.mode == "ask" and "mode auto-edit -> ask" in s.out
     assert srv.chat_requests()[-1].json["temperature"] == 0.7
 
 

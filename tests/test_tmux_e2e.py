@@ -216,3 +216,41 @@ def test_exit_stops_the_server_coder_started(model_path, tmp_path):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
     finally:
         t.close()
+
+
+def offered_tools(call) -> set[str]:
+    """The tools a logged request offered: `tools` (native), else the json protocol's
+    list in the system text."""
+    request = call.request
+    if request.get("tools") is not None:
+        return {t["function"]["name"] for t in request["tools"]}
+    listed = request["messages"][0]["content"].split("\n# Tools\n", 1)[1]
+    return {line[2:].split("(")[0] for line in listed.splitlines() if line.startswith("- ")}
+
+
+def test_read_only_mode_offers_no_writing_tool_until_mode_switches_it(engine_url, tmp_path):
+    from coder.log import list_log_files, read_sessions
+
+    env = coder_env(tmp_path, CODER_BASE_URL=engine_url, CODER_AGENT__MAX_STEPS="1")
+    t = Tmux(tmp_path, env, "--mode", "read-only")
+    try:
+        t.wait_for(r"^>\s*$.*\| read-only mode", timeout=120)
+        t.type("Say hello.")
+        t.wait_idle_after("Say hello.")
+        t.type("/mode auto-edit")
+        t.wait_for(r"mode read-only -> auto-edit: file edits apply at once")
+        t.wait_for(r"offered to the model again: write_file, append_file, replace_in_file")
+        t.wait_for(r"ask first: run_shell")
+        t.type("Say hello again.")
+        t.wait_idle_after("Say hello again.")
+        t.type("/exit")
+        t.wait_for(r"^EXITED:0$", timeout=60)
+    finally:
+        t.close()
+    [session] = list(read_sessions(list_log_files(tmp_path / "logs")))
+    first, last = session.calls[0], session.calls[-1]
+    writing = {"write_file", "append_file", "replace_in_file", "run_shell", "git_add", "git_commit"}
+    assert "read_file" in offered_tools(first) and not offered_tools(first) & writing
+    constraint = json.dumps([first.request.get(k) for k in ("grammar", "response_format")])
+    assert not any(name in constraint for name in writing)  # not even in the json grammar
+    assert {"write_file", "replace_in_file", "run_shell"} <= offered_tools(last)

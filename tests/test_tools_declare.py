@@ -60,14 +60,14 @@ def test_schema_from_signature_and_docstring():
 
 
 def test_registered_tool_is_validated_from_its_generated_schema(tmp_path):
-    @tool(needs_approval=True)
+    @tool(access="run")
     def _sample(ctx: ToolContext, mode: Literal["a", "b"], n: int = 3) -> str:
         """Echo the mode."""
         return f"{mode} {n}"
 
     ctx = ToolContext(workspace=Workspace(tmp_path))
     try:
-        assert tools.REGISTRY["_sample"].needs_approval
+        assert tools.REGISTRY["_sample"].access == "run"
         assert tools.REGISTRY["_sample"].fn is _sample  # the function stays callable as is
         assert dispatch("_sample", {"mode": "b", "n": "4"}, ctx).output == "b 4"
         assert dispatch("_sample", {"mode": "a", "n": None}, ctx).output == "a 3"

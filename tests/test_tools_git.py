@@ -36,7 +36,7 @@ def ok(ctx, name, **args):
 
 def test_outside_a_repo_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
-    ctx = ToolContext(workspace=Workspace(tmp_path), approval="auto")
+    ctx = ToolContext(workspace=Workspace(tmp_path), mode="yes")
     for name, args in [
         ("git_status", {}),
         ("git_diff", {}),
@@ -51,7 +51,7 @@ def test_outside_a_repo_is_a_clear_error(tmp_path, monkeypatch):
 
 
 def test_status_diff_add_commit_log_show(repo):
-    ctx = ToolContext(workspace=Workspace(repo), approval="auto")
+    ctx = ToolContext(workspace=Workspace(repo), mode="yes")
     assert ok(ctx, "git_status") == "## main\n(clean: nothing to commit)"
     (repo / "a.txt").write_text("one\ntwo\n")
     (repo / "new.txt").write_text("new\n")
@@ -88,18 +88,18 @@ def test_commit_asks_for_approval(repo):
         return False
 
     (repo / "a.txt").write_text("changed\n")
-    ctx = ToolContext(workspace=Workspace(repo), approve=approve, approval="ask")
+    ctx = ToolContext(workspace=Workspace(repo), approve=approve, mode="auto-edit")
     r = dispatch("git_commit", {"message": "change a\n\nbody", "all": True}, ctx)
     assert (
         r.is_error
         and "git_commit was not run: it was not approved (git commit -a: change a)" in r.output
     )
     assert asked == [("git_commit", "git commit -a: change a")]
-    ctx.approval = "never"
+    ctx.mode = "read-only"
     r = dispatch("git_commit", {"message": "change a", "all": True}, ctx)
-    assert r.is_error and "approval: never" in r.output
+    assert r.is_error and "git_commit is not available in read-only mode" in r.output
     ctx.approve = lambda name, what: True
-    ctx.approval = "ask"
+    ctx.mode = "auto-edit"
     assert "1 file changed" in ok(ctx, "git_commit", message="change a", all=True)
 
 
@@ -130,7 +130,7 @@ def test_read_only_tools_run_no_program_from_the_repo_config(repo):
     # attributes in the work tree only name a driver; a filter the config does not define is inert
     (repo / ".gitattributes").write_text("*.txt diff=conv filter=nosuch\n")
     (repo / "a.txt").write_text("one\ntwo\n")
-    ctx = ToolContext(workspace=Workspace(repo), approval="auto")
+    ctx = ToolContext(workspace=Workspace(repo), mode="yes")
     assert "M a.txt" in ok(ctx, "git_status")
     assert "+two" in ok(ctx, "git_diff")
     ok(ctx, "git_add", paths=["a.txt", ".gitattributes"])
@@ -140,7 +140,7 @@ def test_read_only_tools_run_no_program_from_the_repo_config(repo):
     assert sorted(p.name for p in g.rglob("*.ran")) == []
     script(g / "hooks" / "pre-commit")
     asked = []
-    ctx.approval, ctx.approve = "ask", lambda name, what: asked.append(what) or True
+    ctx.mode, ctx.approve = "auto-edit", lambda name, what: asked.append(what) or True
     ok(ctx, "git_commit", message="two")
     assert asked == ["git commit: two (runs hooks: pre-commit, post-index-change)"]
     assert "+two" in ok(ctx, "git_show", path="a.txt")  # textconv not used
@@ -174,7 +174,7 @@ def test_git_tools_refuse_a_config_file_the_model_can_edit(repo):
     """Some projects share git settings with `include.path = ../.gitconfig`: then a work-tree
     file is git config, and a filter defined there runs on git_add and git_status."""
     git(repo, "config", "include.path", "../.gitconfig")
-    ctx = ToolContext(workspace=Workspace(repo), approval="auto")
+    ctx = ToolContext(workspace=Workspace(repo), mode="yes")
     mark = repo / ".git" / "filter"
     for path, content in [
         (".gitconfig", f'[filter "x"]\n\tclean = "touch {mark}.ran; cat"\n'),
@@ -202,7 +202,7 @@ def nested(tmp_path, repo):
 
 
 def test_a_workspace_inside_a_larger_repo_sees_only_itself(nested):
-    ctx = ToolContext(workspace=Workspace(nested / "ws"), approval="auto")
+    ctx = ToolContext(workspace=Workspace(nested / "ws"), mode="yes")
     assert dispatch("read_file", {"path": "../secret.txt"}, ctx).is_error  # as the file tools
     blob = subprocess.run(
         ["git", "rev-parse", "HEAD:secret.txt"], cwd=nested, capture_output=True, text=True
@@ -245,7 +245,7 @@ def test_a_workspace_inside_a_larger_repo_sees_only_itself(nested):
 def test_paths_that_look_like_options(repo):
     (repo / "-n").write_text("dash\n")
     (repo / "--output=x").write_text("dash\n")
-    ctx = ToolContext(workspace=Workspace(repo), approval="auto")
+    ctx = ToolContext(workspace=Workspace(repo), mode="yes")
     assert "A  --output=x\nA  -n" in ok(ctx, "git_add", paths=["-n", "--output=x"])
     assert "+dash" in ok(ctx, "git_diff", staged=True, path="-n")
     ok(ctx, "git_commit", message="-n")
@@ -256,7 +256,7 @@ def test_paths_that_look_like_options(repo):
 
 def test_git_messages_lose_their_own_error_prefix(repo):
     """git writes "fatal: ..." / "error: ..."; the model should see one "error: " only."""
-    ctx = ToolContext(workspace=Workspace(repo), approval="auto")
+    ctx = ToolContext(workspace=Workspace(repo), mode="yes")
     r = dispatch("git_add", {"paths": ["nope.txt"]}, ctx)
     assert r.is_error
     assert r.output.startswith("error: git add failed: pathspec 'nope.txt' did not match")

@@ -36,9 +36,9 @@ def test_import_gives_the_full_registry():
         "run_shell",
     }
     assert expected <= set(tools.REGISTRY)
-    assert tools.REGISTRY["run_shell"].needs_approval
-    assert tools.REGISTRY["git_commit"].needs_approval
-    assert not tools.REGISTRY["read_file"].needs_approval
+    assert tools.REGISTRY["run_shell"].access == "run"
+    assert tools.REGISTRY["git_commit"].access == "run"
+    assert tools.REGISTRY["read_file"].access == "read"
 
 
 def test_schemas_are_openai_tools_and_valid_json_schema_subset():

@@ -36,7 +36,7 @@ needs_bwrap = pytest.mark.skipif(bool(WHY_NOT), reason=WHY_NOT)
 def ctx(tmp_path):
     ws = tmp_path / "ws"
     ws.mkdir()
-    return ToolContext(workspace=Workspace(ws), approval="auto", sandbox="bwrap")
+    return ToolContext(workspace=Workspace(ws), mode="yes", sandbox="bwrap")
 
 
 def sh(ctx, command, **args):
@@ -112,7 +112,7 @@ CONNECT = "{py} -c \"import socket; socket.create_connection(('127.0.0.1', {port
 @needs_bwrap
 def test_no_network(ctx, listener):
     py = sys.executable
-    plain = ToolContext(workspace=ctx.workspace, approval="auto")
+    plain = ToolContext(workspace=ctx.workspace, mode="yes")
     assert "connected" in sh(plain, CONNECT.format(py=py, port=listener)).output  # the control
     r = sh(ctx, CONNECT.format(py=py, port=listener))
     assert "connected" not in r.output and "ConnectionRefusedError" in r.output, r.output

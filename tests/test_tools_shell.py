@@ -21,7 +21,7 @@ def never_asked(name, what):
 
 @pytest.fixture
 def ctx(tmp_path):
-    return ToolContext(workspace=Workspace(tmp_path), approve=never_asked, approval="auto")
+    return ToolContext(workspace=Workspace(tmp_path), approve=never_asked, mode="yes")
 
 
 def gone(pid: int, within: float = 2.0) -> bool:
@@ -58,7 +58,7 @@ def test_approval_ask_refused(tmp_path):
         asked.append((name, what))
         return False
 
-    ctx = ToolContext(workspace=Workspace(tmp_path), approve=deny, approval="ask")
+    ctx = ToolContext(workspace=Workspace(tmp_path), approve=deny, mode="auto-edit")
     r = sh(ctx, "touch ran")
     assert r.is_error
     assert "run_shell was not run: it was not approved (touch ran). Do not retry" in r.output
@@ -70,7 +70,7 @@ def test_approval_ask_refused(tmp_path):
 @pytest.mark.parametrize("reason", ["coder -q runs commands only with --yes", "x.", ""])
 def test_approve_may_refuse_with_a_reason(tmp_path, reason):
     """approve returning a str refuses (bool(str) would have run it) and the reason is shown."""
-    ctx = ToolContext(workspace=Workspace(tmp_path), approve=lambda n, w: reason, approval="ask")
+    ctx = ToolContext(workspace=Workspace(tmp_path), approve=lambda n, w: reason, mode="auto-edit")
     r = sh(ctx, "touch ran")
     assert r.is_error and not (tmp_path / "ran").exists()
     shown = reason.rstrip(".")
@@ -87,16 +87,16 @@ def test_approval_ask_default_callback_refuses(tmp_path):
 
 
 def test_approval_ask_allowed(tmp_path):
-    ctx = ToolContext(workspace=Workspace(tmp_path), approve=lambda n, w: True, approval="ask")
+    ctx = ToolContext(workspace=Workspace(tmp_path), approve=lambda n, w: True, mode="auto-edit")
     assert sh(ctx, "touch ran").output == "(no output)\n[exit code 0]"
     assert (tmp_path / "ran").exists()
 
 
-def test_approval_auto_and_never(ctx, tmp_path):
-    assert not sh(ctx, "touch ran").is_error  # auto: never_asked is not called
-    ctx.approval = "never"
+def test_mode_yes_runs_unasked_and_read_only_refuses(ctx, tmp_path):
+    assert not sh(ctx, "touch ran").is_error  # yes: never_asked is not called
+    ctx.mode = "read-only"
     r = sh(ctx, "touch ran2")
-    assert r.is_error and "disabled by configuration (approval: never)" in r.output
+    assert r.is_error and "run_shell is not available in read-only mode" in r.output
     assert not (tmp_path / "ran2").exists()
 
 
@@ -172,7 +172,7 @@ def test_ansi_colors_are_stripped(ctx):
 def test_commands_do_not_see_coders_api_keys(tmp_path, monkeypatch):
     monkeypatch.setenv("CODER_API_KEY", "sk-should-stay-hidden")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-also-hidden")
-    ctx = ToolContext(workspace=Workspace(tmp_path), approval="auto")
+    ctx = ToolContext(workspace=Workspace(tmp_path), mode="yes")
     out = dispatch("run_shell", {"command": "env"}, ctx)
     assert not out.is_error and "PATH=" in out.output
     assert "sk-should-stay-hidden" not in out.output and "sk-also-hidden" not in out.output
@@ -185,7 +185,7 @@ def test_commands_see_no_form_of_coders_key(tmp_path, monkeypatch):
     monkeypatch.setenv("CODER_API_KEY", "sk-short-form-456")
     monkeypatch.setenv("MY_COPY", "sk-short-form-456")
     monkeypatch.setenv("CODER_LOG_DIR", "/tmp/not-a-secret")
-    ctx = ToolContext(workspace=Workspace(tmp_path), approval="auto")
+    ctx = ToolContext(workspace=Workspace(tmp_path), mode="yes")
     out = dispatch("run_shell", {"command": "env"}, ctx).output
     assert "sk-per-key-form-123" not in out and "sk-short-form-456" not in out
     assert "CODER_LOG_DIR=/tmp/not-a-secret" in out  # only secrets are left out

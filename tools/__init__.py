@@ -1,15 +1,15 @@
 """coder's tools: what the model can call, each a plain function with a JSON schema.
 
-The registry, argument checks, approval and output capping live in modules of their
-own; this package face re-exports their public names and imports the tool families,
+The registry, argument checks, permission modes and output capping live in modules of
+their own; this package face re-exports their public names and imports the tool families,
 which register their tools on import.
 """
 
 from __future__ import annotations
 
-from .approval import check_approval
 from .arguments import coerce, object_schema, parse_arguments, signature, validate
 from .output import ToolError, cap_bytes, cap_text, error_text
+from .permissions import MODES, asks, check_approval, decide, offered
 from .registry import (
     REGISTRY,
     Tool,
@@ -32,20 +32,24 @@ from . import project, lint  # noqa: F401  # isort: skip
 from .plan import UPDATE_PLAN  # noqa: E402  # isort: skip
 
 __all__ = [
+    "MODES",
     "REGISTRY",
     "UPDATE_PLAN",
     "Tool",
     "ToolContext",
     "ToolError",
     "ToolResult",
+    "asks",
     "cap_bytes",
     "cap_text",
     "check_approval",
     "coerce",
+    "decide",
     "default_tools",
     "dispatch",
     "error_text",
     "object_schema",
+    "offered",
     "parse_arguments",
     "register",
     "schemas",

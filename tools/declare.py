@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
 
 from .arguments import object_schema
+from .permissions import Access
 from .registry import Tool, register
 
 F = TypeVar("F", bound=Callable[..., str])
@@ -27,22 +28,27 @@ F = TypeVar("F", bound=Callable[..., str])
 _SCALARS: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
 
 
-def tool(*, needs_approval: bool = False, default: bool = True) -> Callable[[F], F]:
+def tool(*, access: Access = "read", default: bool = True) -> Callable[[F], F]:
     """Register the decorated function as a tool; the function itself is returned unchanged.
-    `default=False` makes it opt-in: offered only when agent.tools names it."""
+    `access` is what the permission mode decides on: "read", "write" (files, the git
+    index) or "run" (commands, commits); a write or run tool asks through
+    `check_approval` itself. `default=False` makes it opt-in: offered only when
+    agent.tools names it."""
+    if access not in ("read", "write", "run"):
+        raise TypeError(f"@tool: access must be read, write or run, not {access!r}")
 
     def decorate(fn: F) -> F:
-        register(declared(fn, needs_approval=needs_approval, default=default))
+        register(declared(fn, access=access, default=default))
         return fn
 
     return decorate
 
 
-def declared(fn: Callable[..., str], *, needs_approval: bool = False, default: bool = True) -> Tool:
+def declared(fn: Callable[..., str], *, access: Access = "read", default: bool = True) -> Tool:
     """The Tool of `fn`, as `@tool` declares it, but not registered: for a tool the agent
     offers by itself in some state (update_plan, while a plan is open)."""
     description, parameters = function_schema(fn)
-    return Tool(fn.__name__, description, parameters, fn, needs_approval, default)
+    return Tool(fn.__name__, description, parameters, fn, access, default)
 
 
 @dataclass(frozen=True)  # hashable: typing hashes Annotated's metadata in `X | None`

@@ -10,7 +10,11 @@ import re
 from .declare import tool
 from .lines import HEAD, binary_kind, number_lines, split_lines
 from .output import ToolError
+from .permissions import check_approval, decide
 from .registry import ToolContext
+
+PREVIEW_LINES = 80  # of an edit's diff, shown when tools.mode asks before edits
+PREVIEW_MAX_BYTES = 1 << 20  # a larger old file is not diffed for the preview
 
 
 def _summary(text: str) -> str:
@@ -18,7 +22,45 @@ def _summary(text: str) -> str:
     return f"{n} line{'s' if n != 1 else ''}, {len(text.encode('utf-8', 'surrogateescape'))} bytes"
 
 
-@tool()
+def _confirm(ctx: ToolContext, name: str, rel: str, before: str | None, after: str) -> None:
+    """In a mode that asks before edits (tools.mode: ask), show the edit as a diff and
+    wait for the user's answer; ToolError if it is refused."""
+    if decide(ctx.mode, "write") == "ask":
+        check_approval(ctx, name, edit_preview(rel, before, after), access="write")
+
+
+def edit_preview(rel: str, before: str | None, after: str) -> str:
+    """`edit PATH` (or `create PATH`) and the unified diff, cut at PREVIEW_LINES."""
+    head = f"{'create' if before is None else 'edit'} {rel}"
+    lines = list(
+        difflib.unified_diff(
+            (before or "").splitlines(keepends=True),
+            after.splitlines(keepends=True),
+            "/dev/null" if before is None else f"a/{rel}",
+            f"b/{rel}",
+        )
+    )
+    lines = [ln if ln.endswith("\n") else ln + "\n" for ln in lines]
+    more = len(lines) - PREVIEW_LINES
+    if more > 0:
+        lines = [*lines[:PREVIEW_LINES], f"[{more} more diff lines]\n"]
+    return head + "\n" + "".join(lines).rstrip("\n")
+
+
+def _old_text(ctx: ToolContext, path: str) -> str | None:
+    """The file's text before a write_file, for the preview (None: no such file)."""
+    p = ctx.workspace.resolve(path)
+    if not p.is_file():
+        return None
+    if p.stat().st_size > PREVIEW_MAX_BYTES:
+        return f"[{p.stat().st_size} bytes: too large to show a diff]\n"
+    data = ctx.workspace.read_bytes(path)
+    if binary_kind(data[:HEAD]):
+        return f"[binary file, {len(data)} bytes]\n"
+    return data.decode("utf-8", errors="surrogateescape")
+
+
+@tool(access="write")
 def write_file(ctx: ToolContext, path: str, content: str) -> str:
     """Create or overwrite a file with the given content.
 
@@ -33,11 +75,13 @@ def write_file(ctx: ToolContext, path: str, content: str) -> str:
     # compare only a file of the same size: an old file is never read whole for this
     if p.is_file() and p.stat().st_size == len(data) and ws.read_bytes(path) == data:
         return f"{rel} unchanged (same content)"
+    if decide(ctx.mode, "write") == "ask":
+        _confirm(ctx, "write_file", rel, _old_text(ctx, path), content)
     ws.write_bytes(path, data)
     return f"{'overwrote' if existed else 'created'} {rel} ({_summary(content)})"
 
 
-@tool()
+@tool(access="write")
 def append_file(ctx: ToolContext, path: str, content: str) -> str:
     """Add content at the end of a file (created if missing).
 
@@ -49,6 +93,7 @@ def append_file(ctx: ToolContext, path: str, content: str) -> str:
     rel = ws.relative(p)
     before = ws.read_text(path) if p.exists() else ""
     sep = "\n" if before and not before.endswith("\n") else ""
+    _confirm(ctx, "append_file", rel, before if p.exists() else None, before + sep + content)
     ws.write_text(path, before + sep + content)
     return f"appended {_summary(content)} to {rel}"
 
@@ -107,7 +152,7 @@ def closest_lines(text: str, old: str, context: int = 1) -> str | None:
     return f"closest lines ({lo + 1}-{hi}, {round(best * 100)}% similar):\n{body}"
 
 
-@tool()
+@tool(access="write")
 def replace_in_file(
     ctx: ToolContext, path: str, old_text: str, new_text: str, replace_all: bool = False
 ) -> str:
@@ -134,6 +179,7 @@ def replace_in_file(
         new_text = new_text.replace("\n", "\r\n")
     count = text.count(old_text)
     if count == 1 or (count > 1 and replace_all):
+        _confirm(ctx, "replace_in_file", rel, text, text.replace(old_text, new_text))
         ws.write_text(path, text.replace(old_text, new_text))
         return f"replaced {count} occurrence{'s' if count > 1 else ''} in {rel}"
     if count > 1:
@@ -166,6 +212,7 @@ def replace_in_file(
             pieces += [text[pos:s], repl.rstrip()]
             pos = m.end()
         pieces.append(text[pos:])
+        _confirm(ctx, "replace_in_file", rel, text, "".join(pieces))
         ws.write_text(path, "".join(pieces))
         n = len(matches)
         return (

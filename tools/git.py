@@ -19,9 +19,9 @@ import subprocess
 from pathlib import Path
 from typing import Annotated
 
-from .approval import check_approval
 from .declare import Bounds, tool
 from .output import ToolError
+from .permissions import check_approval
 from .registry import ToolContext
 from .workspace import is_git_name
 
@@ -254,13 +254,15 @@ def git_show(ctx: ToolContext, rev: str = "HEAD", path: str | None = None) -> st
     return out
 
 
-@tool()
+@tool(access="write")
 def git_add(ctx: ToolContext, paths: list[str]) -> str:
     """Stage files for the next commit."""
     if not paths:
         raise ToolError('paths is empty: give the files to stage ("." for all)')
     _repo(ctx)
-    _git(ctx, "add", "--", *_paths(ctx, paths))
+    staged = _paths(ctx, paths)
+    check_approval(ctx, "git_add", f"git add -- {' '.join(staged)}", access="write")
+    _git(ctx, "add", "--", *staged)
     return "staged. Now:\n" + git_status(ctx)
 
 
@@ -273,7 +275,7 @@ def _hooks(ctx: ToolContext) -> list[str]:
     return [h for h in _COMMIT_HOOKS if os.access(d / h, os.X_OK) and (d / h).is_file()]
 
 
-@tool(needs_approval=True)
+@tool(access="run")
 def git_commit(ctx: ToolContext, message: str, all: bool = False) -> str:
     """Commit the staged changes (all=true also stages modified files). Needs user approval."""
     if not message.strip():

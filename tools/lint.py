@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from .approval import check_approval
 from .declare import tool
 from .output import ToolError
+from .permissions import check_approval
 from .registry import ToolContext
 from .shell import command_env, run_command
 from .workspace import Workspace, find_program
@@ -159,7 +159,9 @@ def report(source: str, items: list[Diagnostic], note: str = "") -> str:
     return "\n".join(lines)
 
 
-@tool(default=False)
+# read: the linter is coder's own (like grep's rg) and only reads; the project's script
+# is workspace code, so that one runs only as a command does (it asks; read-only refuses)
+@tool(access="read", default=False)
 def lint(
     ctx: ToolContext,
     paths: list[str] | None = None,
@@ -181,7 +183,7 @@ def lint(
         if not scripts:
             raise ToolError("this project has no lint script (Makefile or package.json)")
         command = scripts[0].command
-        check_approval(ctx, "lint", f"the project's lint script: {command}")
+        check_approval(ctx, "lint", f"the project's lint script: {command}", access="run")
         output = run_command(ctx, command)
         status = output.rsplit("\n", 1)[-1].strip("[]")
         return report(command, parse_lines(output, ws.root), status)

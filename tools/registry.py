@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from .arguments import coerce, parse_arguments, signature, validate
 from .output import ToolError, cap_text, error_text
+from .permissions import DEFAULT_MODE, Access, not_offered, offered
 from .workspace import Workspace, WorkspaceError
 
 if TYPE_CHECKING:
@@ -27,9 +28,10 @@ class Tool:
     description: str
     parameters: dict  # JSON schema of the arguments object
     fn: Callable[..., str]  # fn(ctx, **arguments) -> output text; raise ToolError for a clean error
-    needs_approval: bool = False
+    access: Access = "read"  # read | write | run: what tools.mode decides on (permissions.py)
     # offered when agent.tools is null; an opt-in tool (False) only when agent.tools names it
     default: bool = True
+    trusted: bool = False  # a run tool that never asks (a trusted MCP server's)
 
 
 @dataclass
@@ -37,7 +39,7 @@ class ToolContext:
     workspace: Workspace
     # approve(tool_name, what) -> True to run it; False, or a str giving the reason, to refuse
     approve: Callable[[str, str], bool | str] = lambda name, what: False
-    approval: str = "ask"  # ask | auto | never  (config tools.shell.approval)
+    mode: str = DEFAULT_MODE  # read-only | ask | auto-edit | yes  (config tools.mode)
     shell_timeout: float = 120.0
     max_output_bytes: int = 32768
     sandbox: str = "none"  # none | bwrap (tools.shell.sandbox): run_shell under bubblewrap
@@ -67,11 +69,15 @@ def default_tools() -> list[str]:
     return [name for name, t in REGISTRY.items() if t.default]
 
 
-def schemas(names: Iterable[str] | None = None, extra: Iterable[Tool] = ()) -> list[dict]:
+def schemas(
+    names: Iterable[str] | None = None, extra: Iterable[Tool] = (), mode: str | None = None
+) -> list[dict]:
     """OpenAI `tools` entries for the named tools (the default ones, in registration
-    order, if None), then the `extra` ones (tools of MCP servers, not in the registry)."""
+    order, if None), then the `extra` ones (tools of MCP servers, not in the registry);
+    with a `mode`, only those it offers."""
     chosen = default_tools() if names is None else [n for n in names if n in REGISTRY]
-    return [schema(REGISTRY[n]) for n in chosen] + [schema(t) for t in extra]
+    tools = [REGISTRY[n] for n in chosen] + list(extra)
+    return [schema(t) for t in tools if mode is None or offered(mode, t)]
 
 
 def schema(tool: Tool) -> dict:
@@ -120,7 +126,10 @@ def dispatch(
 def _run(name: str, arguments: str | dict, ctx: ToolContext, tools: Mapping[str, Tool]) -> str:
     tool = tools.get(name) if isinstance(name, str) else None
     if tool is None:
-        raise ToolError(f"unknown tool '{name}'. Available tools: {', '.join(tools)}")
+        names = ", ".join(n for n, t in tools.items() if offered(ctx.mode, t))
+        raise ToolError(f"unknown tool '{name}'. Available tools: {names}")
+    if not offered(ctx.mode, tool):  # named anyway, e.g. in a call written as text
+        raise ToolError(not_offered(ctx.mode, tool))
     args = coerce(tool.parameters, parse_arguments(arguments))
     problems = validate(tool.parameters, args)
     if problems:

@@ -21,9 +21,9 @@ from typing import Annotated
 from ..procs import group_alive, kill_group
 from ..redact import without_secrets
 from ..watchdog import Watchdog
-from .approval import check_approval
 from .declare import Bounds, tool
 from .output import ToolError, cap_bytes
+from .permissions import check_approval
 from .registry import ToolContext
 from .sandbox import SandboxError, sandbox_env, wrap
 
@@ -83,7 +83,7 @@ def command_env() -> dict[str, str]:
     return {**without_secrets(os.environ), **_ENV}
 
 
-@tool(needs_approval=True)
+@tool(access="run")
 def run_shell(
     ctx: ToolContext, command: str, timeout: Annotated[int, Bounds(minimum=1)] | None = None
 ) -> str:

@@ -15,6 +15,8 @@ from typing import Any, Literal
 from coder.config.schema import Config, ConfigError
 from coder.redact import REDACTED
 
+NOT_KEYS = ("sources", "notices")  # Config fields that say where values came from, not keys
+
 
 def set_key(
     obj: Any,
@@ -27,7 +29,7 @@ def set_key(
     """Set a dotted key (e.g. "llm.server.port") on a config dataclass, validated."""
     dotted = dotted or key
     head, _, rest = key.partition(".")
-    fields = {f.name: f for f in dataclasses.fields(obj) if f.name != "sources"}
+    fields = {f.name: f for f in dataclasses.fields(obj) if f.name not in NOT_KEYS}
     if head not in fields:
         known = ", ".join(sorted(fields))
         raise ConfigError(f"{source}: unknown key '{dotted}' (known here: {known})")
@@ -184,7 +186,8 @@ def _kind(value: Any) -> str:
 def as_dict(cfg: Config, redact: bool = True) -> dict:
     """The config as plain data (for logs and /config); the api key is redacted."""
     data = dataclasses.asdict(cfg)
-    data.pop("sources", None)
+    for name in NOT_KEYS:
+        data.pop(name, None)
     if redact and data["llm"].get("api_key"):
         data["llm"]["api_key"] = REDACTED
     if redact:  # an MCP server's env is where its tokens go
@@ -201,7 +204,7 @@ def get_key(cfg: Config, key: str) -> Any:
     obj: Any = cfg
     for part in key.split("."):
         if not dataclasses.is_dataclass(obj) or part not in {
-            f.name for f in dataclasses.fields(obj)
+            f.name for f in dataclasses.fields(obj) if f.name not in NOT_KEYS
         }:
             raise ConfigError(f"unknown key '{key}'")
         obj = getattr(obj, part)

@@ -58,14 +58,45 @@ def _build(
         if not path.is_file():
             raise ConfigError(f"config file is not a regular file: {path}")
         _apply_file(cfg, path)
-    for key, value in env_overrides(env).items():
+    from_env = env_overrides(env)
+    for key, value in from_env.items():
         set_key(cfg, key, value, source="environment", from_text=True)
+    take_approval(cfg, "the environment (CODER_TOOLS__SHELL__APPROVAL)", "tools.mode" in from_env)
     for key, value in (overrides or {}).items():
         if value is not None:
             set_key(cfg, key, value, source="command line")
     check_ranges(cfg)
     read_api_key_file(cfg)
     return cfg
+
+
+# tools.shell.approval, before tools.mode: each value read as the mode that keeps what it
+# did. never (commands refused, edits applied) has no mode of its own: auto-edit asks
+# before commands instead, and where nobody can answer (-q, rollouts) refuses them as before.
+APPROVAL_MODES = {"ask": "auto-edit", "auto": "yes", "never": "auto-edit"}
+
+
+def take_approval(cfg: Config, source: str, mode_set_too: bool) -> None:
+    """Read a deprecated tools.shell.approval that `source` set as tools.mode (unless the
+    same source set tools.mode, which wins), with a notice saying so; called after each
+    source, so later sources still win."""
+    old = cfg.tools.shell.approval
+    if old is None:
+        return
+    cfg.tools.shell.approval = None
+    mode = APPROVAL_MODES[old]
+    if mode_set_too:
+        cfg.notices.append(
+            f"{source}: tools.shell.approval ({old}) is deprecated and ignored: tools.mode "
+            f"({cfg.tools.mode}) is set there too"
+        )
+        return
+    cfg.tools.mode = mode  # type: ignore[assignment]
+    more = " (commands ask; where nobody can answer, as with -q, they are refused)"
+    cfg.notices.append(
+        f"{source}: tools.shell.approval: {old} is deprecated; read as tools.mode: {mode}"
+        + (more if old == "never" else "")
+    )
 
 
 def read_api_key_file(cfg: Config) -> None:
@@ -213,6 +244,8 @@ def _read_yaml(path: Path) -> dict | None:
 def _apply_data(cfg: Config, data: dict, path: Path) -> None:
     merge(cfg, data, prefix="", source=str(path))
     _anchor_paths(cfg, data, path.parent)
+    tools = data.get("tools") if isinstance(data.get("tools"), dict) else {}
+    take_approval(cfg, str(path), "mode" in tools)
     cfg.sources.append(str(path))
 
 

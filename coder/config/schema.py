@@ -71,15 +71,21 @@ class AgentConfig:
 
 @dataclass
 class ShellConfig:
-    approval: Literal["ask", "auto", "never"] = "ask"
+    # before tools.mode: read as the mode it meant, with a notice (load.APPROVAL_MODES)
+    approval: Literal["ask", "auto", "never"] | None = None
     timeout: float = 120.0
     max_output_bytes: int = 32768
     sandbox: Literal["none", "bwrap"] = "none"
 
 
+# the permission modes, as coder.tools.permissions.MODES (a test keeps the two equal)
+Mode = Literal["read-only", "ask", "auto-edit", "yes"]
+
+
 @dataclass
 class ToolsConfig:
     workspace: str | None = None
+    mode: Mode = "auto-edit"  # which tools are offered and which ask (README: permission modes)
     shell: ShellConfig = field(default_factory=ShellConfig)
 
 
@@ -107,7 +113,7 @@ class McpServerConfig:
     command: str = ""
     args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
-    trusted: bool = False  # its tools run without approval (else tools.shell.approval applies)
+    trusted: bool = False  # its tools never ask (else they ask in tools.mode ask and auto-edit)
     startup_timeout: float = 30.0
     timeout: float = 120.0  # one tool call
 
@@ -126,3 +132,4 @@ class Config:
     repl: ReplConfig = field(default_factory=ReplConfig)
     mcp: McpConfig = field(default_factory=McpConfig)
     sources: list[str] = field(default_factory=list, repr=False)
+    notices: list[str] = field(default_factory=list, repr=False)  # e.g. a deprecated key read

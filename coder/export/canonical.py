@@ -71,7 +71,12 @@ def session_views(s: SessionLog, wire: bool = False) -> Iterator[CallView]:
     for c in s.calls:
         if c.request is None:
             continue
-        tools = (c.request.get("tools") or s.tools or None) if c.protocol != "json" else s.tools
+        if c.tools is not None:  # another set than the session's (e.g. after /mode)
+            tools = c.tools
+        elif c.protocol == "json":
+            tools = s.tools
+        else:
+            tools = c.request.get("tools") or s.tools
         yield CallView(c, undo.prompt(c), _clean(c.message), tools or None)
 
 
@@ -101,7 +106,6 @@ class _Canonical:
     def __init__(self, s: SessionLog) -> None:
         self.s = s
         self.alone = tools_text(s.tools or [])
-        self.suffix = "\n\n" + self.alone
         self.memo: dict[int, tuple[dict, Any]] = {}
         self.results: dict[tuple[int, str], tuple[dict, dict]] = {}
         self.assistants: dict[tuple[int, int], tuple[dict, dict]] = {}
@@ -130,7 +134,7 @@ class _Canonical:
                 if role == "user" and isinstance(content, str) and content.startswith(HINT_PREFIX):
                     continue
             if role == "system" and i == 0 and wire:
-                sys_msg = self._system(m)
+                sys_msg = self._system(m, c.tools)
                 if sys_msg is not None:
                     out.append(sys_msg)
                 continue
@@ -164,17 +168,18 @@ class _Canonical:
         self.results[(id(m), cid)] = (m, res)
         return res
 
-    def _system(self, m: dict) -> dict | None:
+    def _system(self, m: dict, tools: list[dict] | None) -> dict | None:
         hit = self.memo.get(id(m))
         if hit is not None and hit[0] is m:
             return hit[1]
         text = m.get("content") or ""
+        alone = self.alone if tools is None else tools_text(tools)  # the call's own tools
         res: dict | None
-        if text == self.alone:
+        if text == alone:
             res = None  # there was no system prompt, only the tool list
-        elif text.endswith(self.suffix):
-            res = {"role": "system", "content": text[: -len(self.suffix)]}
-        else:  # tools changed mid-session (not done by coder today): cut at the heading
+        elif text.endswith("\n\n" + alone):
+            res = {"role": "system", "content": text[: -len(alone) - 2]}
+        else:  # a tool set the log does not name: cut at the heading
             cut = text.rfind("\n\n# Tools\n")
             res = {"role": "system", "content": text[:cut] if cut >= 0 else text}
         self.memo[id(m)] = (m, res)

@@ -243,6 +243,7 @@ class Accumulator:
             parse_error=parse_error,
             reasoning="".join(self.reasoning) or None,
             stop_type=(self.verbose or {}).get("stop_type"),
+            tools=list(tools),
         )
 
 

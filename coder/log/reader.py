@@ -43,6 +43,7 @@ class ModelCall:
     reasoning: str | None = None
     prompt_ids: list[int] | None = None  # unpacked from the record's {"keep", "ids"}
     prompt_ids_note: str | None = None
+    tools: list[dict] | None = None  # offered to this call, when not the session's tools
 
     @property
     def ok(self) -> bool:
@@ -152,6 +153,8 @@ def _apply(rec: dict, s: SessionLog, stats: ReadStats) -> None:
             stats.broken_calls += 1
         model = s._blobs.get(rec.get("model_ref") or "")
         call = ModelCall.from_record(rec, req, model)
+        if rec.get("tools_ref"):
+            call.tools = s._blobs.get(rec["tools_ref"])
         if rec.get("prompt_ids") is not None:
             call.prompt_ids = decode_prompt_ids(rec["prompt_ids"], s._last_prompt_ids)
             if call.prompt_ids is None:

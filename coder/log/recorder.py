@@ -140,6 +140,12 @@ class Recorder:
             rest, blobs = self._split_request(request, turn, step)
             tokens, note = self._tokens(reply, error)
             prompt_ids, prompt_note = self._prompt_ids(reply, ids, blobs)
+            # tools other than the session's (a /mode switch, an MCP server gone): named
+            # per call, since the json protocol's request carries them only as text
+            offered = None
+            if reply.tools is not None and self._tools_ref is not None:
+                offered = self._blob(list(reply.tools), turn, step)
+            changed = {"tools_ref": offered} if offered and offered != self._tools_ref else {}
             self.counts["model_calls"] += 1
             self._emit(
                 "model_call",
@@ -165,6 +171,7 @@ class Recorder:
                 error=error,
                 duration_ms=reply.duration_ms,
                 adapters=reply.adapters,
+                **changed,
             )
 
     def tool_result(self, turn: int, step: int, call: ToolCall, result: ToolResult) -> None:

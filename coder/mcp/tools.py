@@ -1,8 +1,8 @@
 """MCP tools as coder tools: namespaced names, their schemas, approval, results as text.
 
 A server's tool `read` becomes `mcp__files__read` (OpenAI function names: letters, digits,
-`_` and `-`, at most 64). It runs under tools.shell.approval like run_shell unless the
-server is `trusted`; its result's text comes back as the tool output (other content is
+`_` and `-`, at most 64). It counts as running (access "run"): not offered in read-only
+mode, and asking in ask and auto-edit like run_shell unless the server is `trusted`; its result's text comes back as the tool output (other content is
 summarised), capped by dispatch like every tool's.
 """
 
@@ -60,7 +60,9 @@ def adapt(host: McpHost, server: Server, remote: RemoteTool, name: str) -> Tool:
         return text
 
     description = f"[MCP {server.name}] {remote.description}".strip()
-    return Tool(name, description, parameters(remote.input_schema), run, needs_approval=not trusted)
+    return Tool(
+        name, description, parameters(remote.input_schema), run, access="run", trusted=trusted
+    )
 
 
 def parameters(schema: dict) -> dict:

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from coder.render.blocks import CODE_THEME, render_block
 from coder.render.panels import EDIT_TOOLS, edit_diff, read_before, tool_panel
+from coder.render.progress import TurnProgress
 from coder.render.stream import Block, MarkdownStream
 
 
@@ -49,7 +50,7 @@ class RichSink:
         self._lock = threading.RLock()
         self._live: Live | None = None
         self._spinner = Spinner("dots", text="thinking", style="cyan")
-        self._label = "thinking"
+        self.progress = TurnProgress()  # the spinner's text: step, time, tokens
         # call id -> (the file's text before the edit, whether the edit creates it)
         self._before: dict[str, tuple[str | None, bool]] = {}
 
@@ -59,7 +60,7 @@ class RichSink:
         self.streamed = False
         self.notices = []
         self.phase = "model"
-        self._set_label(label)
+        self.progress = TurnProgress(label)
         self._stream = MarkdownStream()
         self._start_live()
 
@@ -95,6 +96,7 @@ class RichSink:
         if not self.streamed:
             self.streamed = True
             self._set_label("writing")
+        self.progress.on_text()
         with self._lock:
             blocks = self._stream.feed(delta)
         self._print_blocks(blocks)
@@ -115,6 +117,9 @@ class RichSink:
         self.phase = "model"
         self._set_label("thinking")
 
+    def usage(self, usage: dict) -> None:
+        self.progress.on_usage(usage)
+
     def notice(self, message: str) -> None:
         self._flush_stream()  # keeps the order: text so far, then the notice
         self.notices.append(message)
@@ -123,8 +128,7 @@ class RichSink:
     # -- internals -------------------------------------------------------------
 
     def _set_label(self, label: str) -> None:
-        self._label = label
-        self._spinner.update(text=Text(label, style="cyan"))
+        self.progress.label = label
 
     def _start_live(self) -> None:
         if self._live is not None or not self.use_live or not self.console.is_terminal:
@@ -151,6 +155,7 @@ class RichSink:
         if tail is not None:
             parts.append(self._gap_then(render_block(tail, self.theme), tail))
         if self.phase != "paused":
+            self._spinner.update(text=Text(self.progress.text(), style="cyan"))
             parts.append(self._spinner)
         return Group(*parts)
 

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import re
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from prompt_toolkit.key_binding import KeyBindings
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
+from rich.syntax import Syntax
 from rich.text import Text
 
 from coder import agent as agent_mod
@@ -38,6 +40,7 @@ from coder.repl import approvals, context_files
 from coder.repl.commands import EXIT, Commands, model_name
 from coder.repl.input import MENTION_WORD, ReplCompleter, open_history
 from coder.repl.state import ReplState
+from coder.repl.typeahead import Typeahead
 from coder.runtime import Runtime, open_runtime
 from coder.server import Health
 
@@ -69,6 +72,9 @@ class Repl:
         self.commands.run_turn = self.turn  # /plan's turns run as typed ones do
         self._ctrl_c_armed = False
         self._autosave_failed = False
+        # keys typed during a turn: not echoed, kept for the next prompt (the terminal's)
+        on_tty = input is None and sys.stdin.isatty()
+        self.typeahead = Typeahead(sys.stdin.fileno() if on_tty else None)
         self._yes_no: PromptSession | None = None
         self.session: PromptSession = PromptSession(
             history=history or open_history(self.cfg.repl.history_file, self.notify),
@@ -122,17 +128,13 @@ class Repl:
     def toolbar(self) -> str:
         agent = self.rt.agent
         b = agent.budget
-        used = b.last_prompt_tokens
-        shown = str(used)
-        if used is None:  # before the first call, or after /clear, /load: an estimate
-            used = b.estimate(agent.messages) if len(agent.messages) > 1 else 0
-            shown = f"~{used}" if used else "0"
-        ctx = f"ctx {shown}/{b.n_ctx or '?'}"
+        used = b.in_use(agent.messages)
+        ctx = f"ctx {used}/{b.n_ctx or '?'}"
         if b.n_ctx:
-            ctx += f" ({used / b.n_ctx:.0%})"
+            ctx += f" ({used.tokens / b.n_ctx:.0%})"
         rate = self.state.stats.cache_hit_rate
         cache = f"cache {rate:.0%}" if rate is not None else "cache -"
-        parts = [model_name(self.rt), ctx, cache]
+        parts = [model_name(self.rt), ctx, cache, f"{agent.tool_ctx.mode} mode"]
         health = self.rt.server.health.state  # the session's server watcher keeps it
         if health not in (Health.HEALTHY, Health.UNKNOWN):
             parts.append(f"server {health}")
@@ -159,19 +161,26 @@ class Repl:
             self.sink.notice(message)
 
     def approve(self, name: str, what: str) -> bool | str:
-        """Before run_shell or git_commit (tools.shell.approval: ask): y, n, a (always,
-        for the session) or a reason to refuse, which goes back to the model."""
+        """Before what the mode asks about (tools.mode: ask for edits and commands,
+        auto-edit for commands): y, n, a (always, for the session) or a reason to refuse,
+        which goes back to the model. An edit shows its diff."""
         always = self.state.approvals
         if always.allowed(name, what):
             self.sink.notice(f"{name}: allowed for this session ({what.splitlines()[0][:80]})")
             return True
         label = always.always_label(name, what)
+        tool = self.rt.agent.callable_tools().get(name)
+        self.typeahead.keep()  # what was typed ahead is for the next prompt, not an answer
         with self.sink.pause():
-            title = f"{name} wants to run"
+            head, _, diff = what.partition("\n")
+            if tool is not None and tool.access == "write" and diff:  # an edit: its diff
+                title, body = f"{name} wants to {head}", Syntax(diff, "diff", theme="ansi_dark")
+            elif tool is not None and tool.access == "write":
+                title, body = f"{name} wants to change", Text(what)
+            else:
+                title, body = f"{name} wants to run", Text(what)
             self.console.print(
-                Panel(
-                    Text(what), title=title, title_align="left", expand=False, border_style="yellow"
-                )
+                Panel(body, title=title, title_align="left", expand=False, border_style="yellow")
             )
             if self._yes_no is None:
                 self._yes_no = PromptSession(
@@ -204,7 +213,7 @@ class Repl:
     def run(self) -> int:
         while True:
             try:
-                text = self.session.prompt("> ")
+                text = self.session.prompt("> ", default=self.typeahead.take())
             except KeyboardInterrupt:
                 if self._ctrl_c_armed:
                     return 0
@@ -214,7 +223,9 @@ class Repl:
             except EOFError:
                 return 0
             self._ctrl_c_armed = False
-            if self.handle(text) == EXIT:
+            with self.typeahead.quiet():
+                done = self.handle(text)
+            if done == EXIT:
                 return 0
 
     def handle(self, text: str) -> str | None:
@@ -236,7 +247,7 @@ class Repl:
         if not command:
             self.console.print(Text("usage: !COMMAND (runs it in the workspace)", "yellow"))
             return
-        ctx = dataclasses.replace(self.rt.agent.tool_ctx, approval="auto")
+        ctx = dataclasses.replace(self.rt.agent.tool_ctx, mode="yes")
         self.rt.cancel.clear()
         restore = self._install_sigint()
         try:

@@ -20,14 +20,17 @@ from rich.text import Text
 
 from coder import agent as agent_mod
 from coder import config as config_mod
-from coder import sessions
+from coder import modes, sessions
 from coder.agent import Agent
 from coder.chat import Stop
 from coder.config import yaml_inline
-from coder.context import Budget, shed_context
+from coder.config.load import take_approval
+from coder.context import Budget, InUse, shed_context
 from coder.plan import plan_from_json
 from coder.repl.state import ReplState
 from coder.runtime import Runtime, offered_tools
+from coder.tools import MODES
+from coder.tools.permissions import DESCRIPTIONS
 from coder.tools.workspace import WorkspaceError
 
 EXIT = "exit"
@@ -37,6 +40,7 @@ LIVE_KEYS = (
     "agent.max_steps",
     "agent.tools",
     "tools.shell.",
+    "tools.mode",
     "logging.logprobs",
     "repl.sessions_dir",
 )
@@ -257,7 +261,6 @@ class Commands:
             data = _redacted_value(key, config_mod.get_key(cfg, key), cfg)
         else:
             config_mod.set_config_text(cfg, key, value, check=offered_tools)
-            self._apply_config(key)
             shown = yaml_inline(_redacted_value(key, config_mod.get_key(cfg, key), cfg))
             live = key.startswith(LIVE_KEYS)
             self.say(
@@ -265,6 +268,7 @@ class Commands:
                 + ("" if live else "  (used from the next start; config.yaml is not changed)"),
                 "green",
             )
+            self._apply_config(key)  # and says what that changed (a mode switch)
             return
         text = yaml.safe_dump(data, sort_keys=False, default_flow_style=False).rstrip()
         if text.endswith("\n..."):
@@ -278,7 +282,12 @@ class Commands:
         cfg, ctx = self.cfg, self.agent.tool_ctx
         if key in ("agent", "agent.tools"):  # offered from the agent's next call
             self.agent.tool_names = offered_tools(cfg, Path(ctx.workspace.root).resolve())
-        ctx.approval = cfg.tools.shell.approval
+        notices = len(cfg.notices)
+        take_approval(cfg, "/config", "mode" in key)  # the deprecated key, read as a mode
+        for notice in cfg.notices[notices:]:
+            self.say(notice, "yellow")
+        if cfg.tools.mode != ctx.mode:
+            self._switch_mode(cfg.tools.mode)
         ctx.shell_timeout = cfg.tools.shell.timeout
         ctx.max_output_bytes = cfg.tools.shell.max_output_bytes
         ctx.sandbox = cfg.tools.shell.sandbox
@@ -453,16 +462,44 @@ class Commands:
     def cmd_tools(self, arg: str) -> None:
         """/tools
         list the tools the model can call"""
-        approval = self.agent.tool_ctx.approval
-        callable_tools = self.agent.callable_tools()
+        asking = modes.asking(self.agent)
         rows = []
         for schema in self.agent.tools:
             name = schema["function"]["name"]
             desc = schema["function"].get("description") or ""  # short; cutting hits "e.g."
-            tool = callable_tools.get(name)
-            note = f" [approval: {approval}]" if tool is not None and tool.needs_approval else ""
-            rows.append((name, desc + note))
+            rows.append((name, desc + (" [asks first]" if name in asking else "")))
         self._table(rows)
+        self.say(f"{self.agent.tool_ctx.mode} mode (/mode shows what it offers and asks)", "dim")
+
+    def cmd_mode(self, arg: str) -> None:
+        """/mode [NAME]
+        show the permission mode; NAME (read-only, ask, auto-edit, yes) switches this session to it"""
+        if arg.strip():
+            self._switch_mode(modes.check_mode(arg.strip()))
+            return
+        mode = self.agent.tool_ctx.mode
+        asking = modes.asking(self.agent)
+        self._table(
+            [
+                ("mode", f"{mode}: {DESCRIPTIONS[mode]}"),
+                ("offered", f"{len(self.agent.tools)} tools (/tools lists them)"),
+                ("ask first", ", ".join(asking) or "nothing"),
+                ("modes", f"{', '.join(MODES)} (/mode NAME switches this session)"),
+            ]
+        )
+
+    def complete_mode(self) -> list[str]:
+        return list(MODES)
+
+    def _switch_mode(self, mode: str) -> None:
+        """/mode NAME, /config tools.mode NAME: switch, say what changed, tell the model."""
+        change = modes.switch(self.agent, mode)
+        first, *rest = change.lines()
+        self.say(first, "green")
+        for line in rest:
+            self.say(line)
+        if change.note:
+            self.state.pending_notes.append(change.note)
 
     def cmd_mcp(self, arg: str) -> None:
         """/mcp
@@ -481,9 +518,8 @@ class Commands:
                 "  ",
                 state,
                 f"  pid {server.pid}" if server.pid else "",
-                "  trusted"
-                if server.spec.trusted
-                else f"  approval: {self.agent.tool_ctx.approval}",
+                f"  {'trusted' if server.spec.trusted else 'untrusted'}: "
+                + modes.status(self.agent.tool_ctx.mode, "run", server.spec.trusted),
             )
             self.out.print(head)
             command = " ".join([server.spec.command, *server.spec.args])
@@ -507,10 +543,7 @@ class Commands:
             [
                 ("turns", f"{st.turns} ({st.model_calls} model calls)"),
                 ("tokens", f"{st.prompt_tokens} prompt, {st.completion_tokens} completion"),
-                (
-                    "context",
-                    f"{b.last_prompt_tokens or 0} of {b.n_ctx or '?'} tokens in the last prompt",
-                ),
+                ("context", _context_line(b.in_use(self.agent.messages), b.n_ctx)),
                 (
                     "prompt cache",
                     f"{rate:.0%} hit ({st.cache_n} cached, {st.prompt_n} evaluated)"
@@ -847,6 +880,12 @@ def session_diff(workspace: Any) -> str:
             for line in lines
         )
     return "".join(out)
+
+
+def _context_line(used: InUse, n_ctx: int | None) -> str:
+    """/stats' context row: the toolbar's figure (Budget.in_use), saying how it was got."""
+    how = "in the last prompt" if used.measured else "estimated (no prompt measured yet)"
+    return f"{used} of {n_ctx or '?'} tokens {how}"
 
 
 def _counted(messages: list[dict]) -> int:

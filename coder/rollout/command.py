@@ -308,7 +308,8 @@ def _inputs(cfg: Config, args) -> tuple[list[Task], Settings]:
         tasks = load_tasks(Path(args.tasks).expanduser())
     except TaskError as exc:
         raise UsageError(str(exc)) from None
-    approval = "auto" if cfg.tools.shell.approval == "auto" else "never"
+    # nobody is asked in a rollout: --yes (tools.mode: yes) runs commands, else they are refused
+    approval = "auto" if cfg.tools.mode == "yes" else "never"
     return tasks, Settings(samples=args.samples, workers=args.workers, approval=approval)
 
 
