@@ -265,3 +265,41 @@ def test_starter_recipe_trains_on_verified_demonstrations_and_serves_its_tools(t
     cfg = Config()
     cfg.llm.server.lora = [str(tmp_path / "a" / "adapter.gguf")]
     assert offered_tools(cfg) == card["tools"]
+
+
+def test_eval_runs_the_base_and_the_adapter_each_in_its_setup(sft_adapter, tmp_path):
+    """`coder eval --lora`: the base arm in the default setup (SmolLM2's own template: the
+    json protocol), the adapter's arm on a server coder starts with it (its template:
+    native tool calls); the report names each arm's protocol and template."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "todo.txt").write_text("buy milk\n")
+    task = {
+        "id": "read-todo",
+        "prompt": "Read the file todo.txt.",
+        "repo": "repo",
+        "verify": 'grep -qi "milk" "$CODER_ANSWER_FILE"',
+        "max_steps": 2,
+    }
+    (tmp_path / "tasks.jsonl").write_text(json.dumps(task) + "\n")
+    env = dict(
+        os.environ,
+        CODER_LLM__BASE_URL=f"http://127.0.0.1:{free_port()}/v1",
+        CODER_LLM__SAMPLING__MAX_TOKENS="64",
+        CODER_LLM__SERVER__THREADS="2",
+    )
+    got = subprocess.run(
+        [sys.executable, "-m", "coder", "eval", "tasks.jsonl", "--lora", str(sft_adapter)]
+        + ["--logs", "ev", "--report", "r.json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert got.returncode == 0, got.stderr[-3000:]
+    base, adapter = json.loads((tmp_path / "r.json").read_text())["variants"]
+    assert base["lora"] is None and adapter["lora"] == str(sft_adapter)
+    assert base["protocol"] == "json" and adapter["protocol"] == "native"
+    assert base["chat_template_hash"] != adapter["chat_template_hash"]
+    assert base["overall"]["attempts"] == adapter["overall"]["attempts"] == 1
