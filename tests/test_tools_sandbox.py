@@ -68,11 +68,15 @@ def test_writes_inside_the_workspace_only(ctx, tmp_path):
     outside = tmp_path / "outside"  # writable to coder, not to the sandbox
     outside.mkdir()
     home_probe = Path.home() / f".coder-sandbox-{uuid.uuid4().hex}"
-    r = sh(ctx, f"echo in > inside.txt; echo out > {outside}/x; echo home > {home_probe}; true")
+    # a directory outside /tmp (whose sandbox copy is private: paths under the real /tmp,
+    # a CI's HOME or checkout among them, are not there at all rather than read-only)
+    var_probe = Path("/var/tmp") / f"coder-sandbox-{uuid.uuid4().hex}"
+    command = f"echo in > inside.txt; echo out > {outside}/x; echo home > {home_probe}"
+    r = sh(ctx, f"{command}; echo var > {var_probe}; true")
     assert not r.is_error, r.output
     assert (ws / "inside.txt").read_text() == "in\n"
-    assert not (outside / "x").exists() and not home_probe.exists()
-    assert "Read-only file system" in r.output
+    assert not (outside / "x").exists() and not home_probe.exists() and not var_probe.exists()
+    assert f"{var_probe}: Read-only file system" in r.output
 
 
 @needs_bwrap
@@ -111,7 +115,8 @@ CONNECT = "{py} -c \"import socket; socket.create_connection(('127.0.0.1', {port
 
 @needs_bwrap
 def test_no_network(ctx, listener):
-    py = sys.executable
+    # a Python the sandbox can see: a checkout's venv under /tmp is hidden by its private /tmp
+    py = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
     plain = ToolContext(workspace=ctx.workspace, mode="yes")
     assert "connected" in sh(plain, CONNECT.format(py=py, port=listener)).output  # the control
     r = sh(ctx, CONNECT.format(py=py, port=listener))

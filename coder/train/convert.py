@@ -48,9 +48,15 @@ def converter_dir(say=lambda m: None) -> Path:
             members = [
                 m
                 for m in tar.getmembers()
-                if m.name.startswith(_TOP) and m.name[len(_TOP) :].startswith(_MEMBERS)
+                if m.name.startswith(_TOP)
+                and m.name[len(_TOP) :].startswith(_MEMBERS)
+                and (m.isfile() or m.isdir())  # no links, devices or FIFOs
+                and ".." not in Path(m.name).parts
             ]
-            tar.extractall(out, members=members, filter="data")
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(out, members=members, filter="data")
+            else:  # Python before 3.11.4 (Debian 12's 3.11.2): the checks above stand in
+                tar.extractall(out, members=members)
         try:
             (out / _TOP).rename(target)
         except OSError:
