@@ -82,6 +82,7 @@ def test_a_draw_is_repeatable_and_seeds_do_not_overlap():
     assert [(t.prompt, t.files, t.check, t.solution) for t in a] == [
         (t.prompt, t.files, t.check, t.solution) for t in b
     ]
+    assert len({t.prompt for t in generate(80, seed=1)}) == 80  # found by prompt: all differ
     held_out = generate(16, seed=2)
     same = {(t.prompt, str(sorted(t.files.items()))) for t in a}
     assert not same & {(t.prompt, str(sorted(t.files.items()))) for t in held_out}

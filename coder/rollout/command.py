@@ -204,6 +204,16 @@ def _backend(
             from coder.cli import UsageError
 
             raise UsageError(f"--demonstrate: task {missing[0]!r} has no 'solution'")
+        first: dict[str, Task] = {}
+        for t in tasks:  # the Demonstrator knows a task by its prompt: one solution each
+            other = first.setdefault(t.prompt, t)
+            if other.solution != t.solution:
+                from coder.cli import UsageError
+
+                raise UsageError(
+                    f"--demonstrate: tasks {other.id!r} and {t.id!r} have the same prompt "
+                    "and different solutions"
+                )
         demo = Demonstrator({t.prompt: list(t.solution or ()) for t in tasks})
         yield (lambda: demo), dict(MODEL), "native"
         return

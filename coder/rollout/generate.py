@@ -396,13 +396,19 @@ def _filler(rng: random.Random) -> dict[str, str]:
 
 
 def generate(count: int, seed: int, families: list[str] | None = None) -> list[Generated]:
-    """`count` tasks, the families taken in turn, each drawn from its own seeded stream."""
+    """`count` tasks, the families taken in turn, each drawn from its own seeded stream.
+    No two share a prompt (a demonstration is found by its prompt): a repeat is drawn again."""
     names = families or list(FAMILIES)
-    out = []
+    out: list[Generated] = []
+    prompts: set[str] = set()
     for i in range(count):
         family = names[i % len(names)]
-        rng = random.Random(f"{seed}/{i}/{family}")
-        task = FAMILIES[family](rng)
+        for again in range(100):
+            rng = random.Random(f"{seed}/{i}/{family}" + (f"/{again}" if again else ""))
+            task = FAMILIES[family](rng)
+            if task.prompt not in prompts:
+                break
+        prompts.add(task.prompt)
         task.files = {**_filler(rng), **task.files}  # the task's own files win
         task.id = f"{family}-{seed}-{i}"
         task.tools = sorted(
