@@ -9,11 +9,16 @@ BINDIR ?= $(HOME)/.local/bin
 .PHONY: run test bench setup lint clean install
 
 # torch first, pinned to the CPU build on disk (pyproject's `train` extra pins the same):
-# left to resolve through the extra, pip could pick a newer, CUDA build of several GB
+# left to resolve through the extra, pip could pick a newer, CUDA build of several GB.
+# The CPU wheel is looked for in TORCH_WHEELS (these machines keep it in /opt/wheels, also
+# when pip's own settings do not point there); without it, PyPI's 2.13.0 (with CUDA).
+TORCH_WHEELS ?= $(wildcard /opt/wheels)
+TORCH_FROM := $(if $(TORCH_WHEELS),--find-links $(TORCH_WHEELS))
 $(STAMP): pyproject.toml
 	@echo "installing coder and its dependencies into $(VENV) (once; a minute or two)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@{ $(PY) -m pip install --disable-pip-version-check torch==2.13.0 2>&1 \
+	@{ { $(PY) -m pip install --disable-pip-version-check $(TORCH_FROM) 'torch==2.13.0+cpu' 2>&1 \
+		|| $(PY) -m pip install --disable-pip-version-check torch==2.13.0 2>&1; } \
 		&& $(PY) -m pip install --disable-pip-version-check -e '.[dev,train]' 2>&1; \
 		echo $$? > $(VENV)/.pip-rc; } \
 		| grep --line-buffered -E '^(Collecting|Installing|Successfully|ERROR|error)' || true
