@@ -124,6 +124,15 @@ def _call(name: str, **arguments: object) -> Call:
     return {"name": name, "arguments": arguments}
 
 
+def _read_then_replace(path: str, old: str, new: str, answer: str) -> list[Step]:
+    """The edit families' solution: read the file, replace one exact text, say so."""
+    return [
+        [_call("read_file", path=path)],
+        [_call("replace_in_file", path=path, old_text=old, new_text=new)],
+        answer,
+    ]
+
+
 def first_line(rng: random.Random) -> Generated:
     path = rng.choice(["notes.txt", "README.md", "TODO.md", "docs/intro.txt", "CHANGES.txt"])
     lines = _lines(rng, rng.randint(2, 6))
@@ -190,18 +199,9 @@ def set_value(rng: random.Random) -> Generated:
         prompt=prompt,
         files={path: before},
         check={"equals": {path: after}},
-        solution=[
-            [_call("read_file", path=path)],
-            [
-                _call(
-                    "replace_in_file",
-                    path=path,
-                    old_text=f"{key} = {values[key]}",
-                    new_text=f"{key} = {new}",
-                )
-            ],
-            f"{key} is now {new} in {path}.",
-        ],
+        solution=_read_then_replace(
+            path, f"{key} = {values[key]}", f"{key} = {new}", f"{key} is now {new} in {path}."
+        ),
     )
 
 
@@ -223,15 +223,9 @@ def append_line(rng: random.Random) -> Generated:
         prompt=prompt,
         files={path: before},
         check={"equals": {path: before + new + "\n"}},
-        solution=[
-            [_call("read_file", path=path)],
-            [
-                _call(
-                    "replace_in_file", path=path, old_text=lines[-1], new_text=f"{lines[-1]}\n{new}"
-                )
-            ],
-            f"Added '{new}' at the end of {path}.",
-        ],
+        solution=_read_then_replace(
+            path, lines[-1], f"{lines[-1]}\n{new}", f"Added '{new}' at the end of {path}."
+        ),
     )
 
 
@@ -272,18 +266,12 @@ def fix_operator(rng: random.Random) -> Generated:
         prompt=prompt,
         files={path: before},
         check={"python": {"module": module, "asserts": [f"{name}({x}, {y}) == {expect}"]}},
-        solution=[
-            [_call("read_file", path=path)],
-            [
-                _call(
-                    "replace_in_file",
-                    path=path,
-                    old_text=f"return {p} {wrong} {q}",
-                    new_text=f"return {p} {ops[bad]} {q}",
-                )
-            ],
+        solution=_read_then_replace(
+            path,
+            f"return {p} {wrong} {q}",
+            f"return {p} {ops[bad]} {q}",
             f"Fixed {name} in {path}: it now returns {p} {ops[bad]} {q}.",
-        ],
+        ),
     )
 
 
@@ -363,11 +351,7 @@ def delete_line(rng: random.Random) -> Generated:
         prompt=prompt,
         files={path: "\n".join(lines) + "\n"},
         check={"equals": {path: "\n".join(after) + "\n"}},
-        solution=[
-            [_call("read_file", path=path)],
-            [_call("replace_in_file", path=path, old_text=old, new_text=new)],
-            f"Removed '{lines[gone]}' from {path}.",
-        ],
+        solution=_read_then_replace(path, old, new, f"Removed '{lines[gone]}' from {path}."),
     )
 
 
