@@ -23,36 +23,28 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.coder_cli import coder  # noqa: E402
+
 EXAMPLES = ROOT / "examples" / "tasks" / "tasks.jsonl"
 SMALL_TOOLS = "read_file,write_file,replace_in_file,list_dir,grep"
 ONE_EXAMPLE = ROOT / "bench" / "prompts" / "system-one-example.md"
 # the same bounds for every arm: the tasks take at most four calls, and a reply needs
 # far fewer tokens than the default 1024 a looping model spends
 LIMITS = ["--max-steps", "6", "--max-tokens", "384"]
-
-
-def coder(*args: str, env: dict | None = None, cwd: Path) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, "-P", "-m", "coder", *args],
-        env={**os.environ, **(env or {})},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
-    if proc.returncode not in (0, 1):
-        raise SystemExit(
-            f"coder {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
-        )
-    return proc
+# the setups that cost no training: each is the default one with one setting changed
+NO_TRAINING = {
+    "small-tools": {"CODER_AGENT__TOOLS": SMALL_TOOLS},
+    "one-example": {"CODER_AGENT__SYSTEM_PROMPT": str(ONE_EXAMPLE)},
+}
+ARMS = ["default", *NO_TRAINING, "adapter"]
 
 
 def evaluate(name: str, tasks: Path, work: Path, samples: int, env=None, lora=None) -> dict:
@@ -81,11 +73,19 @@ def main() -> int:
     ap.add_argument("--adapter", type=Path, help="a starter adapter already trained")
     ap.add_argument("--heldout", type=int, default=16, help="generated held-out tasks")
     ap.add_argument("--samples", type=int, default=1)
+    ap.add_argument(
+        "--arms",
+        default=",".join(ARMS),
+        help=f"which setups to measure (default: {','.join(ARMS)})",
+    )
     args = ap.parse_args()
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    if unknown := set(arms) - set(ARMS):
+        ap.error(f"--arms: unknown setup(s) {', '.join(sorted(unknown))}; known: {', '.join(ARMS)}")
     work = Path(tempfile.mkdtemp(prefix="bench-loop-"))
     print(f"work dir: {work}")
     adapter = args.adapter
-    if adapter is None:
+    if adapter is None and "adapter" in arms:
         started = time.monotonic()
         coder("train", "--recipe", "starter", "--out", str(work / "starter"), cwd=work)
         card = json.loads((work / "starter" / "card.json").read_text())
@@ -107,26 +107,25 @@ def main() -> int:
     sets = {"examples": EXAMPLES, "heldout": work / "heldout" / "tasks.jsonl"}
     results: dict[str, dict] = {}
     for label, tasks in sets.items():
-        row = evaluate("default", tasks, work, args.samples, lora=adapter)
-        row |= evaluate(
-            "small-tools", tasks, work, args.samples, {"CODER_AGENT__TOOLS": SMALL_TOOLS}
-        )
-        row |= evaluate(
-            "one-example",
-            tasks,
-            work,
-            args.samples,
-            {"CODER_AGENT__SYSTEM_PROMPT": str(ONE_EXAMPLE)},
-        )
+        row: dict = {}
+        if "default" in arms or "adapter" in arms:
+            # one eval: the base arm, and the adapter's arm on its own server
+            lora = adapter if "adapter" in arms else None
+            row |= evaluate("default", tasks, work, args.samples, lora=lora)
+        for arm in arms:
+            if arm in NO_TRAINING:
+                row |= evaluate(arm, tasks, work, args.samples, NO_TRAINING[arm])
         results[label] = row
     print(f"\npass@1 (N={args.samples}), held-out tasks only")
-    print(f"{'setup':<13}" + "".join(f"{label:>18}" for label in sets))
-    for setup in ("default", "small-tools", "one-example", "adapter"):
+    print(f"{'setup':<19}" + "".join(f"{label:>18}" for label in sets))
+    for setup in ARMS:
+        if setup not in results["examples"]:
+            continue
         cells = []
         for label in sets:
             r = results[label][setup]
             cells.append(f"{r['passed']}/{r['attempts']} ({r['protocol']})")
-        print(f"{setup:<13}" + "".join(f"{c:>18}" for c in cells))
+        print(f"{setup:<19}" + "".join(f"{c:>18}" for c in cells))
     (work / "results.json").write_text(json.dumps(results, indent=2))
     return 0
 

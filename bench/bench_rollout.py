@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.coder_cli import coder  # noqa: E402
 from coder import provision  # noqa: E402
 from tests.conftest import free_port, start_engine  # noqa: E402
 from tests.scripted_server import ScriptedServer, completion  # noqa: E402
@@ -36,18 +36,10 @@ EXAMPLES = ROOT / "examples" / "tasks"
 K = 20  # attempts in the overhead run beyond the first
 
 
-def coder(*args: str, env: dict | None = None, cwd: Path | None = None) -> float:
+def timed(*args: str, env: dict | None = None, cwd: Path | None = None) -> float:
+    """Seconds `coder ARGS` took."""
     started = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-P", "-m", "coder", *args],
-        env={**os.environ, **(env or {})},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
-    if proc.returncode not in (0, 1):
-        raise SystemExit(f"coder {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
+    coder(*args, env=env, cwd=cwd)
     return time.perf_counter() - started
 
 
@@ -61,8 +53,8 @@ def overhead(tmp: Path) -> None:
         srv.default = completion("done")
         env = {"CODER_BASE_URL": srv.base_url, "CODER_LLM__AUTO_MANAGE": "false"}
         common = ["rollout", str(tasks), "--tool-protocol", "native"]
-        one = coder(*common, "-n", "1", "--logs", str(tmp / "l1"), env=env)
-        many = coder(*common, "-n", str(1 + K), "--logs", str(tmp / "l2"), env=env)
+        one = timed(*common, "-n", "1", "--logs", str(tmp / "l1"), env=env)
+        many = timed(*common, "-n", str(1 + K), "--logs", str(tmp / "l2"), env=env)
     per_coder = (many - one) / K
 
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
@@ -106,7 +98,7 @@ def throughput(tmp: Path, model: Path) -> None:
             args = ["rollout", str(tasks), "-n", "2", "-w", str(w), "--seed", "7"]
             args += ["--max-steps", "4", "--max-tokens", "128", "--temperature", "0.8"]
             args += ["--base-url", base_url, "--no-auto-manage", "--logs", str(tmp / f"w{w}")]
-            seconds = coder(*args)
+            seconds = timed(*args)
             rates[w] = 8 / seconds * 60
     finally:
         proc.terminate()
