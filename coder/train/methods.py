@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -129,13 +129,33 @@ def build_trainer(data: Data, base_dir: Path, h: Hyper, work: Path, callbacks: l
     torch.set_num_threads(h.threads)
     torch.manual_seed(h.seed)
     tok = load_tokenizer(base_dir)
-    model_kw = {"dtype": torch.float32}
-    peft = lora_config(h.lora_r)
-    build = {"sft": _sft, "dpo": _dpo, "kto": _kto, "grpo": _grpo}[data.method]
-    return build(data, str(base_dir), tok, h, work, callbacks, peft, model_kw, Dataset)
+    base_args = common_args(h, work, model_init_kwargs={"dtype": torch.float32})
+    method = {"sft": _sft, "dpo": _dpo, "kto": _kto, "grpo": _grpo}[data.method]
+    setup = method(data, tok, h, base_args)
+    _need(setup.rows, data)
+    return setup.trainer(
+        model=str(base_dir),
+        args=setup.args,
+        train_dataset=Dataset.from_list(setup.rows),
+        processing_class=tok,
+        peft_config=lora_config(h.lora_r),
+        callbacks=callbacks,
+        **setup.extra,
+    )
 
 
-def _sft(data, base, tok, h, work, callbacks, peft, model_kw, Dataset):
+@dataclass
+class Setup:
+    """What a method hands build_trainer: its TRL trainer class, that trainer's config,
+    the rows it trains on, and any keyword the trainer takes beyond the common ones."""
+
+    trainer: type
+    args: Any
+    rows: list[dict]
+    extra: dict = field(default_factory=dict)
+
+
+def _sft(data: Data, tok, h: Hyper, base_args: dict) -> Setup:
     from trl import SFTConfig, SFTTrainer
 
     records = []
@@ -152,21 +172,12 @@ def _sft(data, base, tok, h, work, callbacks, peft, model_kw, Dataset):
             data.skipped["sft rows with no assistant token within --max-length"] += 1
             continue
         records.append({"input_ids": ids[: h.max_length], "assistant_masks": mask[: h.max_length]})
-    _need(records, "sft", data)
     args = SFTConfig(
-        **common_args(h, work),
+        **base_args,
         max_length=h.max_length,  # the assistant_masks column limits the loss to replies
         packing=False,
-        model_init_kwargs=model_kw,
     )
-    return SFTTrainer(
-        model=base,
-        args=args,
-        train_dataset=Dataset.from_list(records),
-        processing_class=tok,
-        peft_config=peft,
-        callbacks=callbacks,
-    )
+    return Setup(SFTTrainer, args, records)
 
 
 def _pairs(data, tok, keys):
@@ -179,51 +190,32 @@ def _pairs(data, tok, keys):
         yield row, out
 
 
-def _dpo(data, base, tok, h, work, callbacks, peft, model_kw, Dataset):
+def _dpo(data: Data, tok, h: Hyper, base_args: dict) -> Setup:
     from trl import DPOConfig, DPOTrainer
 
     records = [rec for _, rec in _pairs(data, tok, ("chosen", "rejected"))]
-    _need(records, "dpo", data)
-    args = DPOConfig(**common_args(h, work), max_length=h.max_length, model_init_kwargs=model_kw)
-    return DPOTrainer(
-        model=base,
-        args=args,
-        train_dataset=Dataset.from_list(records),
-        processing_class=tok,
-        peft_config=peft,
-        callbacks=callbacks,
-    )
+    return Setup(DPOTrainer, DPOConfig(**base_args, max_length=h.max_length), records)
 
 
-def _kto(data, base, tok, h, work, callbacks, peft, model_kw, Dataset):
+def _kto(data: Data, tok, h: Hyper, base_args: dict) -> Setup:
     from trl import KTOConfig, KTOTrainer
 
     records = []
     for row, rec in _pairs(data, tok, ("completion",)):
         rec["label"] = bool(row["label"])
         records.append(rec)
-    _need(records, "kto", data)
+    # KTO weighs desirable against undesirable rows within a batch: two at least
+    batch = max(2, h.batch_size)
     args = KTOConfig(
-        **common_args(h, work, per_device_train_batch_size=max(2, h.batch_size)),
-        max_length=h.max_length,
-        model_init_kwargs=model_kw,
+        **(base_args | {"per_device_train_batch_size": batch}), max_length=h.max_length
     )
-    return KTOTrainer(
-        model=base,
-        args=args,
-        train_dataset=Dataset.from_list(records),
-        processing_class=tok,
-        peft_config=peft,
-        callbacks=callbacks,
-    )
+    return Setup(KTOTrainer, args, records)
 
 
-def _grpo(data, base, tok, h, work, callbacks, peft, model_kw, Dataset):
+def _grpo(data: Data, tok, h: Hyper, base_args: dict) -> Setup:
     """The recorded groups through TRL's GRPOTrainer: `rollout_func` returns each group's
     logged completions (tool output masked by env_mask) and the reward function returns
     their logged rewards; GRPOTrainer normalises them per group into advantages."""
-    import os
-
     from trl import GRPOConfig, GRPOTrainer
 
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
@@ -237,7 +229,6 @@ def _grpo(data, base, tok, h, work, callbacks, peft, model_kw, Dataset):
         g = groups[head]
         g["comps"] += comps
         g["rewards"] += [float(r) for r in row["rewards"]]
-    _need(list(groups), "grpo", data)
     cursor: dict[str, int] = {}
 
     def rollout(prompts: list[str], trainer) -> dict:
@@ -262,22 +253,14 @@ def _grpo(data, base, tok, h, work, callbacks, peft, model_kw, Dataset):
 
     n_groups = max(1, h.batch_size // size) if h.batch_size >= size else 1
     args = GRPOConfig(
-        **common_args(h, work, per_device_train_batch_size=n_groups * size),
+        **(base_args | {"per_device_train_batch_size": n_groups * size}),
         num_generations=size,
         max_completion_length=h.max_length,
         beta=0.0,
-        model_init_kwargs=model_kw,
     )
-    return GRPOTrainer(
-        model=base,
-        reward_funcs=recorded_reward,
-        args=args,
-        train_dataset=Dataset.from_list([{"prompt": p} for p in groups]),
-        processing_class=tok,
-        peft_config=peft,
-        rollout_func=rollout,
-        callbacks=callbacks,
-    )
+    rows = [{"prompt": p} for p in groups]
+    extra = {"reward_funcs": recorded_reward, "rollout_func": rollout}
+    return Setup(GRPOTrainer, args, rows, extra)
 
 
 def _completion_tokens(tok, prompt, completion, tools, head) -> tuple[list[int], list[int]]:
@@ -315,12 +298,12 @@ def _common_prefix(a: str, b: str) -> int:
     return i
 
 
-def _need(records: list, method: str, data: Data) -> None:
+def _need(records: list, data: Data) -> None:
     from coder.train.data import EmptyData
 
     if not records:
         left = ", ".join(f"{n} {why}" for why, n in data.skipped.items())
-        raise EmptyData(f"nothing to train {method} on" + (f": {left}" if left else ""))
+        raise EmptyData(f"nothing to train {data.method} on" + (f": {left}" if left else ""))
 
 
 def dumps(obj: Any) -> str:
