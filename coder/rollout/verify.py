@@ -7,17 +7,14 @@ of its own, killed whole at its timeout or when the run is cancelled.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import subprocess
 import threading
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import orjson
 
-from coder.procs import kill_group
+from coder import supervise
 
 OUTPUT_CAP = 4000  # characters of output kept (head and tail)
 
@@ -61,91 +58,38 @@ def run_command(
     the reward follows its exit code, or its last stdout line when that is
     ``{"reward": x}``."""
     from coder.tools import shell
-    from coder.tools.shell import command_env
 
-    started = time.monotonic()
-    proc = subprocess.Popen(
+    ran = supervise.run(
         ["/bin/bash", "-c", command],
         cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-        env={**command_env(), **(env or {})},
+        env={**shell.command_env(), **(env or {})},
+        limit=timeout,
+        cancel=cancel,
+        watchdog=shell.WATCHDOG,  # stops the group if coder is killed -9 meanwhile
+        merge_stderr=False,
     )
-    timed_out = cancelled = False
-    watchdog = shell.WATCHDOG  # stops the group if coder is killed -9 meanwhile
-    if watchdog is not None:
-        watchdog.watch(proc.pid)
-    try:
-        out, err = _communicate(proc, started + timeout, cancel)
-    except _Stopped as stop:
-        timed_out, cancelled = stop.timed_out, not stop.timed_out
-        kill_group(proc, grace=0.5)
-        out, err = _drain(proc)
-    except BaseException:
-        kill_group(proc, grace=0.2)
-        raise
-    finally:
-        if watchdog is not None:
-            watchdog.forget(proc.pid)
-    if proc.poll() is None or _group_left(proc):
-        kill_group(proc, grace=0.2)  # what it left running in the background
-    duration = time.monotonic() - started
-    code = None if (timed_out or cancelled) else proc.returncode
+    out, err = _text(ran.stdout), _text(ran.stderr)
     graded = graded_reward(out)
-    reward = 0.0 if code is None else graded if graded is not None else float(code == 0)
+    reward = 0.0 if ran.code is None else graded if graded is not None else float(ran.code == 0)
     return Verdict(
         command=command,
-        exit_code=code,
+        exit_code=ran.code,
         output=cap(out + err),
-        duration_s=round(duration, 3),
+        duration_s=round(ran.seconds, 3),
         reward=reward,
-        graded=graded is not None and code is not None,
-        timed_out=timed_out,
-        cancelled=cancelled,
+        graded=graded is not None and ran.code is not None,
+        timed_out=ran.stopped == "timeout",
+        cancelled=ran.stopped == "cancel",
     )
 
 
-class _Stopped(Exception):
-    def __init__(self, timed_out: bool) -> None:
-        self.timed_out = timed_out
+def _text(capture: supervise.Capture | None) -> str:
+    from coder.tools.output import cap_bytes
 
-
-def _communicate(
-    proc: subprocess.Popen, deadline: float, cancel: threading.Event | None
-) -> tuple[str, str]:
-    exited = None  # when the command itself exited while something it started kept its pipes
-    while True:
-        try:
-            out, err = proc.communicate(timeout=0.1)
-            return _text(out), _text(err)
-        except subprocess.TimeoutExpired:
-            if cancel is not None and cancel.is_set():
-                raise _Stopped(timed_out=False) from None
-            if time.monotonic() >= deadline:
-                raise _Stopped(timed_out=True) from None
-            if proc.poll() is not None:
-                exited = exited or time.monotonic()
-                if time.monotonic() - exited > 1.0:
-                    kill_group(proc, grace=0.2)  # its background children: the verdict is in
-
-
-def _drain(proc: subprocess.Popen) -> tuple[str, str]:
-    with contextlib.suppress(subprocess.TimeoutExpired, ValueError, OSError):
-        out, err = proc.communicate(timeout=2)
-        return _text(out), _text(err)
-    return "", ""
-
-
-def _group_left(proc: subprocess.Popen) -> bool:
-    from coder.procs import group_alive
-
-    return group_alive(proc.pid)
-
-
-def _text(data: bytes | None) -> str:
-    return (data or b"").decode("utf-8", errors="replace")
+    if capture is None:
+        return ""
+    kept = capture.head_limit + capture.tail_limit
+    return cap_bytes(bytes(capture.head), capture.total, kept, bytes(capture.tail))
 
 
 def graded_reward(stdout: str) -> float | None:
