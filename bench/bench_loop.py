@@ -11,8 +11,12 @@ Setups (no training first, as the issue asks, then the adapter):
   small-tools  json, the recipe's five tools (read_file write_file replace_in_file list_dir grep)
   one-example  json, the default tools, a system prompt with one worked example
   adapter      the starter adapter: native tool calls in its template, its five tools
+  iterated     one round of expert iteration on it: the starter adapter attempts a new
+               generated draw (seed 3) N times at temperature 0.8, and the attempts the
+               verifier passed, with the recipe's demonstrations, train a new adapter
+               (sft from the base, the recipe's hyperparameters)
 
-    python bench/bench_loop.py [--adapter GGUF] [--heldout 16] [--samples 1]
+    python bench/bench_loop.py [--adapter GGUF] [--heldout 16] [--samples 1] [--arms A,B]
 
 Without --adapter the recipe is trained first (its time and tok/s are reported). Every
 arm runs with at most 6 steps and 384 tokens a reply. Pass rates are reported as they
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sys
 import tempfile
 import time
@@ -44,21 +49,27 @@ NO_TRAINING = {
     "small-tools": {"CODER_AGENT__TOOLS": SMALL_TOOLS},
     "one-example": {"CODER_AGENT__SYSTEM_PROMPT": str(ONE_EXAMPLE)},
 }
-ARMS = ["default", *NO_TRAINING, "adapter"]
+ARMS = ["default", *NO_TRAINING, "adapter", "iterated"]
 
 
-def evaluate(name: str, tasks: Path, work: Path, samples: int, env=None, lora=None) -> dict:
-    """{variant: (passed, total)} from one `coder eval` run."""
+def evaluate(name: str, tasks: Path, work: Path, samples: int, env=None, loras=None) -> dict:
+    """{setup: pass figures} from one `coder eval` run: the base arm as `name`, and each
+    adapter of `loras` ({setup: GGUF}) on its own server."""
+    loras = loras or {}
     report = work / f"{name}-{tasks.parent.name}.json"
     args = ["eval", str(tasks), "-n", str(samples), *LIMITS, "--logs", str(work / "logs" / name)]
-    args += ["--report", str(report)] + (["--lora", str(lora)] if lora else [])
+    args += ["--report", str(report)]
+    for gguf in loras.values():
+        args += ["--lora", str(gguf)]
     started = time.monotonic()
     coder(*args, env=env, cwd=work)
     rep = json.loads(report.read_text())
+    by_path = {str(Path(g).resolve()): setup for setup, g in loras.items()}
     out = {}
     for v in rep["variants"]:
         o = v["overall"]
-        out["adapter" if v.get("lora") else name] = {
+        setup = by_path[str(Path(v["lora"]).resolve())] if v.get("lora") else name
+        out[setup] = {
             "pass@1": o["pass_at"].get("1"),
             "passed": o.get("passes"),
             "attempts": o.get("attempts"),
@@ -68,11 +79,60 @@ def evaluate(name: str, tasks: Path, work: Path, samples: int, env=None, lora=No
     return out
 
 
+def iterate(adapter: Path, work: Path, count: int, samples: int) -> Path:
+    """One round of expert iteration: `adapter` attempts a new generated draw `samples`
+    times at temperature 0.8; what its verifier passed and the recipe's demonstrations
+    (its 32 tasks, seed 1, with its five tools) train a new adapter from the base."""
+    draw, demos = work / "round1", work / "demos"
+    coder("generate-tasks", str(draw), "--count", str(count), "--seed", "3", cwd=work)
+    coder("generate-tasks", str(demos), "--count", "32", "--seed", "1", cwd=work)
+    started = time.monotonic()
+    coder(
+        *("--lora", str(adapter), "--base-url", f"http://127.0.0.1:{free_port()}/v1"),
+        *("rollout", str(draw / "tasks.jsonl"), "-n", str(samples), "--temperature", "0.8"),
+        *LIMITS,
+        *("--logs", str(work / "logs" / "round1")),
+        cwd=work,
+    )
+    rollout_s = time.monotonic() - started
+    coder(
+        *("rollout", "--demonstrate", str(demos / "tasks.jsonl")),
+        *("--logs", str(work / "logs" / "demos")),
+        env={"CODER_AGENT__TOOLS": SMALL_TOOLS},
+        cwd=work,
+    )
+    started = time.monotonic()
+    coder(
+        *("train", "--method", "sft", "--from-rollouts"),
+        *(str(work / "logs" / "round1"), str(work / "logs" / "demos")),
+        *("--epochs", "2", "--lr", "1e-3", "--batch-size", "2", "--lora-r", "8"),
+        *("--out", str(work / "iterated")),
+        cwd=work,
+    )
+    card = json.loads((work / "iterated" / "card.json").read_text())
+    print(
+        f"round 1: {count} new tasks x {samples} attempts at temperature 0.8 in "
+        f"{rollout_s:.0f} s; trained on {card['data']['rows']} rows (passed attempts and "
+        f"demonstrations), {card['steps']} steps, final loss {card['final_loss']:.4f}, "
+        f"{time.monotonic() - started:.0f} s",
+        flush=True,
+    )
+    return work / "iterated" / "adapter.gguf"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--adapter", type=Path, help="a starter adapter already trained")
     ap.add_argument("--heldout", type=int, default=16, help="generated held-out tasks")
     ap.add_argument("--samples", type=int, default=1)
+    ap.add_argument("--round-tasks", type=int, default=24, help="iterated: new tasks drawn")
+    ap.add_argument("--round-samples", type=int, default=4, help="iterated: attempts a task")
     ap.add_argument(
         "--arms",
         default=",".join(ARMS),
@@ -85,7 +145,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-loop-"))
     print(f"work dir: {work}")
     adapter = args.adapter
-    if adapter is None and "adapter" in arms:
+    if adapter is None and ("adapter" in arms or "iterated" in arms):
         started = time.monotonic()
         coder("train", "--recipe", "starter", "--out", str(work / "starter"), cwd=work)
         card = json.loads((work / "starter" / "card.json").read_text())
@@ -105,13 +165,15 @@ def main() -> int:
         cwd=work,
     )
     sets = {"examples": EXAMPLES, "heldout": work / "heldout" / "tasks.jsonl"}
+    loras = {"adapter": adapter} if "adapter" in arms else {}
+    if "iterated" in arms:
+        loras["iterated"] = iterate(adapter, work, args.round_tasks, args.round_samples)
     results: dict[str, dict] = {}
     for label, tasks in sets.items():
         row: dict = {}
-        if "default" in arms or "adapter" in arms:
-            # one eval: the base arm, and the adapter's arm on its own server
-            lora = adapter if "adapter" in arms else None
-            row |= evaluate("default", tasks, work, args.samples, lora=lora)
+        if "default" in arms or loras:
+            # one eval: the base arm, and each adapter's arm on its own server
+            row |= evaluate("default", tasks, work, args.samples, loras=loras)
         for arm in arms:
             if arm in NO_TRAINING:
                 row |= evaluate(arm, tasks, work, args.samples, NO_TRAINING[arm])
