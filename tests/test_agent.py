@@ -191,6 +191,21 @@ def test_unparseable_json_reply_gets_one_format_reminder(workspace):
     assert any(r["source"] == "auto" for r in log.types("reward"))
 
 
+def test_a_call_the_server_could_not_parse_is_corrected_not_an_error(workspace):
+    from tests.test_llm import LLAMA_UNPARSED
+
+    unparsed = Status(500, {"error": {"code": 500, "message": LLAMA_UNPARSED}})
+    with ScriptedServer() as srv:
+        srv.enqueue(unparsed, stream_text("It says hello."))
+        agent = make_agent(srv, workspace)
+        events = Events()
+        result = run_turn(agent, "read it", events)
+        reminder = srv.chat_requests()[1].json["messages"][-1]["content"]
+    assert result.stop == "answer" and result.answer == "It says hello."
+    assert reminder.startswith("Your tool call could not be read (the server could not parse")
+    assert any("could not be parsed" in n for n in events.notices)
+
+
 def test_stream_cut_midway_ends_the_turn_cleanly(workspace):
     with ScriptedServer() as srv:
         srv.enqueue(

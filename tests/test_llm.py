@@ -256,6 +256,31 @@ def test_server_error_event_mid_stream(srv, client):
     assert r.raw_content == "ab" and "context full" in r.error
 
 
+LLAMA_UNPARSED = (
+    "Failed to parse tool call arguments as JSON: [json.exception.parse_error.101] parse "
+    "error at line 1, column 9: syntax error while parsing value - invalid string: missing "
+    "closing quote; last read: '\"def read_file():\\ndef read_file():"
+)
+
+
+def test_a_tool_call_the_server_cannot_parse_is_the_models_parse_error(srv, client):
+    # llama.cpp answers 500 when the model's call was cut off mid-arguments: not retried,
+    # not a server failure, but a reply the loop can ask the model to correct
+    srv.enqueue(Status(500, {"error": {"code": 500, "message": LLAMA_UNPARSED}}), stream_text("x"))
+    r = chat(client, stream=False)
+    assert r.error is None and not r.interrupted and not r.tool_calls
+    assert "could not parse" in r.parse_error and "missing closing quote" in r.parse_error
+    assert "last read" not in r.parse_error
+    assert r.message == {"role": "assistant", "content": ""}
+    assert len(srv.chat_requests()) == 1
+
+
+def test_other_500s_stay_server_errors(srv, client):
+    srv.enqueue(Status(500, {"error": {"code": 500, "message": "out of memory"}}))
+    with pytest.raises(LLMError, match="out of memory"):
+        chat(client)
+
+
 def test_503_then_success_is_retried(srv, client):
     srv.enqueue(Status(503), Drop(), stream_text("ok"))
     r = chat(client)

@@ -48,6 +48,10 @@ if TYPE_CHECKING:
     from coder.config import Sampling
 
 RETRY_STATUS = {429, 502, 503, 504}
+# llama.cpp answers HTTP 500 when the model's own tool call cannot be parsed (most often
+# arguments cut off at max_tokens): the model's failure, which the loop can correct, not
+# the server's
+UNPARSED_CALL = "Failed to parse tool call"
 # llama.cpp returns no logprobs at all for top_logprobs=0; 1 keeps the stream small
 TOP_LOGPROBS = 1
 
@@ -59,6 +63,10 @@ class LLMError(Exception):
         super().__init__(message)
         self.url = url
         self.status = status
+
+
+class UnparsedCall(Exception):
+    """The server could not parse the tool call the model wrote (llama.cpp's words)."""
 
 
 class Client:
@@ -239,6 +247,9 @@ class Client:
             resp = self._send(payload, cancel)
         except KeyboardInterrupt:
             resp = None
+        except UnparsedCall as exc:
+            acc.unparsed_call = f"the server could not parse it: {exc}"
+            return
         if resp is None:  # cancelled before the response started
             acc.interrupted = True
         else:
@@ -344,6 +355,8 @@ class Client:
             except openai.APIStatusError as exc:
                 status = exc.status_code
                 detail = error_detail(exc.body) or exc.message
+                if status == 500 and UNPARSED_CALL in detail:
+                    raise UnparsedCall(detail.split("; last read:")[0][:300]) from exc
                 if status not in RETRY_STATUS or attempt >= self.retries:
                     tries = f" after {attempt + 1} attempts" if attempt else ""
                     raise LLMError(

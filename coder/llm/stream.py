@@ -89,6 +89,8 @@ class Accumulator:
         self.done = False
         self.interrupted = False
         self.error: str | None = None
+        # the server rejected the model's tool call as unparseable: the reply has none
+        self.unparsed_call: str | None = None
         # json protocol: the "answer" string as it streams (what the user sees)
         self.answer = AnswerStream() if protocol == "json" else None
 
@@ -216,6 +218,8 @@ class Accumulator:
         errors = [f"{c.name}: {c.error}" for c in calls if c.error]
         if errors and parse_error is None:
             parse_error = "; ".join(errors)
+        if self.unparsed_call:
+            parse_error = self.unparsed_call
         message: dict[str, Any] = {"role": "assistant", "content": content if content else None}
         if calls:
             message["tool_calls"] = [
