@@ -16,11 +16,13 @@ Setups (no training first, as the issue asks, then the adapter):
                verifier passed, with the recipe's demonstrations, train a new adapter
                (sft from the base, the recipe's hyperparameters)
 
-    python bench/bench_loop.py [--adapter GGUF] [--heldout 16] [--samples 1] [--arms A,B]
+    python bench/bench_loop.py [--adapter GGUF] [--iterated GGUF] [--heldout 16] [--samples 1]
+                               [--arms A,B]
 
-Without --adapter the recipe is trained first (its time and tok/s are reported). Every
-arm runs with at most 6 steps and 384 tokens a reply. Pass rates are reported as they
-are, whatever they are; the JSON reports stay in the work dir.
+Without --adapter the recipe is trained first (its time and tok/s are reported), and
+without --iterated the round of expert iteration runs (16 tasks x 4 attempts by default).
+Every arm runs with at most 6 steps and 384 tokens a reply. Pass rates are reported as
+they are, whatever they are; the JSON reports stay in the work dir.
 """
 
 from __future__ import annotations
@@ -131,7 +133,8 @@ def main() -> int:
     ap.add_argument("--adapter", type=Path, help="a starter adapter already trained")
     ap.add_argument("--heldout", type=int, default=16, help="generated held-out tasks")
     ap.add_argument("--samples", type=int, default=1)
-    ap.add_argument("--round-tasks", type=int, default=24, help="iterated: new tasks drawn")
+    ap.add_argument("--iterated", type=Path, help="an iterated adapter already trained")
+    ap.add_argument("--round-tasks", type=int, default=16, help="iterated: new tasks drawn")
     ap.add_argument("--round-samples", type=int, default=4, help="iterated: attempts a task")
     ap.add_argument(
         "--arms",
@@ -167,7 +170,9 @@ def main() -> int:
     sets = {"examples": EXAMPLES, "heldout": work / "heldout" / "tasks.jsonl"}
     loras = {"adapter": adapter} if "adapter" in arms else {}
     if "iterated" in arms:
-        loras["iterated"] = iterate(adapter, work, args.round_tasks, args.round_samples)
+        loras["iterated"] = args.iterated or iterate(
+            adapter, work, args.round_tasks, args.round_samples
+        )
     results: dict[str, dict] = {}
     for label, tasks in sets.items():
         row: dict = {}
