@@ -16,21 +16,13 @@ import pytest
 from coder.export import export
 from coder.rollout.generate import FAMILIES, generate, write_task_set
 from coder.rollout.tasks import TaskError, load_tasks
+from tests import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def coder(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, CODER_LOG_DIR=str(cwd / "default-logs"))
-    return subprocess.run(
-        [sys.executable, "-m", "coder", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-    )
+    return cli.coder(*args, cwd=cwd, env={"CODER_LOG_DIR": str(cwd / "default-logs")}, timeout=300)
 
 
 def check(task_dir: Path, task_id: str, cwd: Path, answer: str = "") -> subprocess.CompletedProcess:

@@ -5,29 +5,21 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 from coder.instructions import MAX_CHARS, load_instructions
+from tests import cli
 from tests.scripted_server import stream_text
 
 
 def run_query(tmp_path: Path, base_url: str) -> subprocess.CompletedProcess:
-    env = dict(
-        os.environ,
-        CODER_BASE_URL=base_url,
-        CODER_LLM__AUTO_MANAGE="false",
-        CODER_LOG_DIR=str(tmp_path / "logs"),
-        XDG_CONFIG_HOME=str(tmp_path / "xdg"),
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "coder", "-q", "hi"],
-        cwd=tmp_path / "ws",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    env = {
+        "CODER_BASE_URL": base_url,
+        "CODER_LLM__AUTO_MANAGE": "false",
+        "CODER_LOG_DIR": str(tmp_path / "logs"),
+        "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
+    }
+    return cli.coder("-q", "hi", cwd=tmp_path / "ws", env=env, timeout=60)
 
 
 def system_of(srv) -> str:

@@ -13,19 +13,13 @@ import pytest
 
 from coder import models
 from coder.gguf_header import GGUFError, read_header
+from tests import cli
 from tests.gguf_files import TEMPLATE_NO_TOOLS, write_gguf
 
 
 def coder(*args: str, dirs: list[Path], cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, CODER_LLM__MODEL_DIRS=" ".join(str(d) for d in dirs))
-    return subprocess.run(
-        [sys.executable, "-P", "-m", "coder", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    env = {"CODER_LLM__MODEL_DIRS": " ".join(str(d) for d in dirs)}
+    return cli.coder(*args, cwd=cwd, env=env, timeout=60)
 
 
 def test_the_real_smollm2_header(model_path):

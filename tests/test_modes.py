@@ -5,9 +5,7 @@ and bad values on the command line, in config files and in the environment."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import typing
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from coder.export import export
 from coder.log import list_log_files, read_sessions
 from coder.tools import REGISTRY, ToolContext, dispatch, schemas
 from coder.tools.workspace import Workspace
+from tests import cli
 from tests.repl_harness import repl_config, repl_session
 from tests.scripted_server import stream_text, stream_tool_calls
 from tests.test_query_output import query
@@ -167,15 +166,8 @@ def test_later_sources_win_and_tools_mode_beside_the_old_key_wins(tmp_path):
 
 
 def coder(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "coder", *args],
-        cwd=tmp_path,
-        env={**os.environ, "CODER_LOG_DIR": str(tmp_path / "logs"), **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    env = {"CODER_LOG_DIR": str(tmp_path / "logs"), **env}
+    return cli.coder(*args, cwd=tmp_path, env=env, timeout=60)
 
 
 def test_a_bad_mode_is_one_line_naming_it_and_exit_2(tmp_path):

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +14,7 @@ from coder.config import Config
 from coder.plan import Plan, PlanError, Step, parse_steps, plan_from_json, update
 from coder.tools import ToolContext
 from coder.tools.workspace import Workspace
+from tests import cli
 from tests.repl_harness import CTRL_D, log_records, repl_config, repl_session
 from tests.scripted_model import ScriptedModel
 from tests.scripted_server import stream_text, stream_tool_calls
@@ -198,16 +196,8 @@ def run_q(tmp_path: Path, base_url: str, *args: str, timeout: float = 60, **env:
     ws = tmp_path / "ws"
     ws.mkdir(exist_ok=True)
     (ws / "README.md").write_text("first line\n")
-    env = dict(os.environ, CODER_BASE_URL=base_url, CODER_LOG_DIR=str(tmp_path / "logs"), **env)
-    return subprocess.run(
-        [sys.executable, "-m", "coder", *args],
-        cwd=ws,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
+    env = {"CODER_BASE_URL": base_url, "CODER_LOG_DIR": str(tmp_path / "logs"), **env}
+    return cli.coder(*args, cwd=ws, env=env, timeout=timeout)
 
 
 def test_q_plan_keeps_the_plan_off_stdout_and_reports_it(tmp_path, srv):

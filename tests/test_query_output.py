@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 from coder.render.progress import FRAMES
+from tests import cli
 from tests.scripted_server import stream_text, stream_tool_calls
 
 
@@ -18,22 +19,13 @@ def query(tmp_path: Path, base_url: str, *args: str) -> subprocess.CompletedProc
     ws = tmp_path / "ws"
     ws.mkdir(exist_ok=True)
     (ws / "README.md").write_text("first line\n")
-    env = dict(
-        os.environ,
-        CODER_BASE_URL=base_url,
-        CODER_LLM__AUTO_MANAGE="false",
-        CODER_TOOL_PROTOCOL="native",
-        CODER_LOG_DIR=str(tmp_path / "logs"),
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "coder", *args],
-        cwd=ws,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    env = {
+        "CODER_BASE_URL": base_url,
+        "CODER_LLM__AUTO_MANAGE": "false",
+        "CODER_TOOL_PROTOCOL": "native",
+        "CODER_LOG_DIR": str(tmp_path / "logs"),
+    }
+    return cli.coder(*args, cwd=ws, env=env, timeout=60)
 
 
 def test_stream_json_is_one_event_per_line_ending_with_the_result(tmp_path, srv):

@@ -18,6 +18,7 @@ from coder import config, engine, server
 from coder.config import Config, ConfigError, Sampling
 from coder.llm import Client
 from coder.server.process import key_pipe
+from tests import cli
 from tests.conftest import free_port, wait_healthy
 
 # The model ran (exit 0), or ran and did not finish the task (exit 1: a tiny model's
@@ -55,15 +56,8 @@ def coder_env(tmp_path: Path, port: int, **extra: str) -> dict:
 
 
 def run_coder(tmp_path, port, *args, input=None, timeout=120, **env):
-    return subprocess.run(
-        [sys.executable, "-m", "coder", *args],
-        cwd=tmp_path,
-        env=coder_env(tmp_path, port, **env),
-        input=input,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    env = coder_env(tmp_path, port, **env)
+    return cli.coder(*args, cwd=tmp_path, env=env, input=input, timeout=timeout)
 
 
 def cfg_for(tmp_path: Path, port: int, **server_keys) -> Config:

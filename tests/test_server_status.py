@@ -19,6 +19,7 @@ import psutil
 from coder import server
 from coder.server import Health, HealthCheck
 from coder.server.logs import tail_offset
+from tests import cli
 from tests.conftest import free_port
 from tests.repl_harness import repl_config, repl_session
 from tests.scripted_server import Status
@@ -70,14 +71,7 @@ def test_the_repl_toolbar_shows_a_server_that_is_not_healthy(tmp_path, srv):
 def coder(
     tmp_path: Path, base_url: str, *args: str, text: bool = True
 ) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "coder", *args, "--base-url", base_url],
-        cwd=tmp_path,
-        env=env_for(tmp_path),
-        capture_output=True,
-        text=text,
-        timeout=120,
-    )
+    return cli.coder(*args, "--base-url", base_url, cwd=tmp_path, env=env_for(tmp_path), text=text)
 
 
 def env_for(tmp_path: Path) -> dict:

@@ -13,6 +13,7 @@ import pytest
 
 from coder.train import data as data_mod
 from coder.train.template import served_template, training_template
+from tests import cli
 from tests.train_data import EXAMPLES, write_pairs, write_sessions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,13 +57,7 @@ def test_without_the_extra_train_says_what_to_install_and_exits_5(tmp_path):
 
 
 def coder(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "coder", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=600,
-    )
+    return cli.coder(*args, cwd=cwd, timeout=600)
 
 
 def test_wrong_shaped_data_names_the_columns_and_writes_nothing(tmp_path):
