@@ -277,3 +277,15 @@ def test_repl_lora_sets_a_scale_for_this_session_only(tmp_path):
     finally:
         client.close()
         logger.close()
+
+
+@pytest.mark.parametrize(("busy_percent", "threads"), [(0.0, 4), (50.0, 2), (90.0, 1), (100.0, 1)])
+def test_training_takes_the_cores_busy_right_now_leaves(monkeypatch, busy_percent, threads):
+    import psutil
+
+    from coder.train import methods
+
+    monkeypatch.setattr(methods.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(methods.os, "getloadavg", lambda: (8.0, 8.0, 8.0))  # a minute ago
+    monkeypatch.setattr(psutil, "cpu_percent", lambda interval=None: busy_percent)
+    assert methods.torch_threads() == threads

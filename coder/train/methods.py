@@ -108,9 +108,14 @@ def common_args(h: Hyper, out: Path, **extra: Any) -> dict:
 
 def torch_threads() -> int:
     """The idle cores, at least one. More OpenMP threads than free cores spin against
-    each other: on 2 cores with a load of 7, 2 threads took 50 s a step, 1 thread 10 s."""
+    each other: on 2 cores with a load of 7, 2 threads took 50 s a step, 1 thread 10 s.
+    Busy is measured over half a second now, not by the load average, which still
+    counts work that ended up to a minute ago (a rollout just before would leave
+    training one thread on an idle machine)."""
+    import psutil
+
     cores = os.cpu_count() or 1
-    busy = os.getloadavg()[0]
+    busy = psutil.cpu_percent(interval=0.5) / 100 * cores
     return max(1, min(cores, int(cores - busy + 0.5)))
 
 
