@@ -195,7 +195,7 @@ def test_an_adapter_coder_trained_brings_its_tools_unless_agent_tools_is_set(tmp
     [
         ([], "coder train needs --method sft|dpo|kto|grpo (or --recipe starter)"),
         (["--recipe", "starter", "--method", "dpo"], "--recipe starter makes its own sft data"),
-        (["--recipe", "starter", "logs"], "--recipe starter makes its own sft data"),
+        (["--recipe", "starter", "--data", "x.jsonl"], "--recipe starter makes its own sft data"),
     ],
 )
 def test_recipe_and_method_usage_errors_exit_2(tmp_path, args, message):

@@ -255,12 +255,18 @@ def test_starter_recipe_trains_on_verified_demonstrations_and_serves_its_tools(t
     from coder.runtime import offered_tools
     from coder.train.recipe import RECIPES
 
-    got = train("--recipe", "starter", "--steps", "1", "--out", str(tmp_path / "a"), cwd=tmp_path)
+    # a round of expert iteration: rollouts given beside the recipe add what passed
+    write_sessions(tmp_path / "passed", EXAMPLES[:2], reward=1.0)
+    write_sessions(tmp_path / "failed", EXAMPLES[2:3], reward=0.0)
+    rollouts = [str(tmp_path / "passed"), str(tmp_path / "failed")]
+    out = str(tmp_path / "a")
+    got = train("--recipe", "starter", *rollouts, "--steps", "1", "--out", out, cwd=tmp_path)
     recipe = RECIPES["starter"]
     assert f"{recipe.count} of {recipe.count} demonstrations verified" in got.stderr
     card = orjson.loads((tmp_path / "a" / "card.json").read_bytes())
     assert card["recipe"] == "starter" and card["method"] == "sft" and card["steps"] == 1
-    assert card["data"]["rows"] == recipe.count and card["hyperparameters"]["lr"] == recipe.lr
+    assert card["data"]["rows"] == recipe.count + 2
+    assert card["hyperparameters"]["lr"] == recipe.lr
     assert sorted(card["tools"]) == sorted(recipe.tools)
     cfg = Config()
     cfg.llm.server.lora = [str(tmp_path / "a" / "adapter.gguf")]

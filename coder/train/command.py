@@ -68,7 +68,8 @@ def cmd_train(cfg: Config, args) -> int:
     if recipe is not None:
         from coder.train.recipe import demonstrations
 
-        args.logs = [str(demonstrations(cfg, recipe, say))]
+        # the rollouts given (say, the adapter's own): what passed joins the demonstrations
+        args.logs = [str(demonstrations(cfg, recipe, say)), *(args.logs or [])]
     data_file = Path(args.data).expanduser() if args.data else None
     if data_file is not None and not data_file.is_file():
         raise UsageError(f"--data: no such file: {data_file}")
@@ -127,16 +128,18 @@ def _given(flag, recipe_value, default):
 
 
 def _recipe(args):
-    """--recipe NAME: sft on its demonstrations; or None, and then --method is needed."""
+    """--recipe NAME: sft on its demonstrations (and the passed attempts of any LOG
+    given); or None, and then --method is needed."""
     from coder.cli import UsageError
 
     if args.recipe is None:
         if args.method is None:
             raise UsageError("coder train needs --method sft|dpo|kto|grpo (or --recipe starter)")
         return None
-    if args.method not in (None, "sft") or args.data or args.logs:
+    if args.method not in (None, "sft") or args.data:
         raise UsageError(
-            f"--recipe {args.recipe} makes its own sft data: drop --method, --data and LOG"
+            f"--recipe {args.recipe} makes its own sft data: drop --method and --data "
+            "(LOG files add the attempts in them the verifier passed)"
         )
     from coder.train.recipe import RECIPES
 

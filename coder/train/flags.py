@@ -20,7 +20,9 @@ def add_parser(sub, common) -> None:
         "--recipe",
         choices=RECIPES,
         help="starter: sft on verified demonstrations of generated tasks, with the small "
-        "tool set the adapter is then served with (docs/training.md); no data needed",
+        "tool set the adapter is then served with (docs/training.md); no data needed. "
+        "LOG files given add the attempts in them the verifier passed (a round of expert "
+        "iteration)",
     )
     tr.add_argument(
         "--data",
