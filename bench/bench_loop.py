@@ -13,8 +13,9 @@ Setups (no training first, as the issue asks, then the adapter):
   adapter      the starter adapter: native tool calls in its template, its five tools
   iterated     one round of expert iteration on it: the starter adapter attempts a new
                generated draw (seed 3) N times at temperature 0.8, and the attempts the
-               verifier passed, with the recipe's demonstrations, train a new adapter
-               (sft from the base, the recipe's hyperparameters)
+               verifier passed join the recipe's demonstrations to train a new adapter
+               (`coder train --recipe starter LOGDIR`: sft from the base, the recipe's
+               hyperparameters)
 
     python bench/bench_loop.py [--adapter GGUF] [--iterated GGUF] [--heldout 16] [--samples 1]
                                [--arms A,B]
@@ -83,11 +84,10 @@ def evaluate(name: str, tasks: Path, work: Path, samples: int, env=None, loras=N
 
 def iterate(adapter: Path, work: Path, count: int, samples: int) -> Path:
     """One round of expert iteration: `adapter` attempts a new generated draw `samples`
-    times at temperature 0.8; what its verifier passed and the recipe's demonstrations
-    (its 32 tasks, seed 1, with its five tools) train a new adapter from the base."""
-    draw, demos = work / "round1", work / "demos"
+    times at temperature 0.8; what its verifier passed joins the recipe's demonstrations
+    (`coder train --recipe starter LOGDIR`) to train a new adapter from the base."""
+    draw = work / "round1"
     coder("generate-tasks", str(draw), "--count", str(count), "--seed", "3", cwd=work)
-    coder("generate-tasks", str(demos), "--count", "32", "--seed", "1", cwd=work)
     started = time.monotonic()
     coder(
         *("--lora", str(adapter), "--base-url", f"http://127.0.0.1:{free_port()}/v1"),
@@ -97,17 +97,9 @@ def iterate(adapter: Path, work: Path, count: int, samples: int) -> Path:
         cwd=work,
     )
     rollout_s = time.monotonic() - started
-    coder(
-        *("rollout", "--demonstrate", str(demos / "tasks.jsonl")),
-        *("--logs", str(work / "logs" / "demos")),
-        env={"CODER_AGENT__TOOLS": SMALL_TOOLS},
-        cwd=work,
-    )
     started = time.monotonic()
     coder(
-        *("train", "--method", "sft", "--from-rollouts"),
-        *(str(work / "logs" / "round1"), str(work / "logs" / "demos")),
-        *("--epochs", "2", "--lr", "1e-3", "--batch-size", "2", "--lora-r", "8"),
+        *("train", "--recipe", "starter", str(work / "logs" / "round1")),
         *("--out", str(work / "iterated")),
         cwd=work,
     )
