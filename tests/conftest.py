@@ -15,6 +15,13 @@ import pytest
 
 from coder import provision
 
+# A suite started in the background by a script (`make test &`, nohup) inherits SIGINT
+# ignored, and so would every coder it starts: the tests that Ctrl-C one would fail. An
+# ignored signal stays ignored across exec; a Python handler does not, so installing one
+# here gives the children the default disposition back.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 @pytest.fixture(autouse=True)
 def no_user_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
