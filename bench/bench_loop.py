@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import sys
 import tempfile
 import time
@@ -40,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.coder_cli import coder  # noqa: E402
+from tests.conftest import free_port  # noqa: E402
 
 EXAMPLES = ROOT / "examples" / "tasks" / "tasks.jsonl"
 SMALL_TOOLS = "read_file,write_file,replace_in_file,list_dir,grep"
@@ -112,12 +112,6 @@ def iterate(adapter: Path, work: Path, count: int, samples: int) -> Path:
         flush=True,
     )
     return work / "iterated" / "adapter.gguf"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main() -> int:

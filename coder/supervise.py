@@ -55,6 +55,13 @@ class Capture:
                 if len(self.tail) > self.tail_limit:
                     del self.tail[: len(self.tail) - self.tail_limit]
 
+    def text(self) -> str:
+        """What was kept, decoded, with a note of what was cut from the middle."""
+        from coder.tools.output import cap_bytes  # here: coder.tools imports this module
+
+        limit = self.head_limit + self.tail_limit
+        return cap_bytes(bytes(self.head), self.total, limit, bytes(self.tail))
+
 
 @dataclass
 class Finished:

@@ -16,7 +16,7 @@ from .. import supervise
 from ..redact import without_secrets
 from ..watchdog import Watchdog
 from .declare import Bounds, tool
-from .output import ToolError, cap_bytes
+from .output import ToolError
 from .permissions import check_approval
 from .registry import ToolContext
 from .sandbox import SandboxError, sandbox_env, wrap
@@ -74,9 +74,7 @@ def run_command(ctx: ToolContext, command: str, timeout: int | None = None) -> s
         watchdog=WATCHDOG,
         keep=cap,
     )
-    out = ran.stdout
-    output = _ANSI.sub("", cap_bytes(bytes(out.head), out.total, cap, bytes(out.tail)))
-    output = output.rstrip("\n") or "(no output)"
+    output = _ANSI.sub("", ran.stdout.text()).rstrip("\n") or "(no output)"
     if ran.stopped:
         why = "cancelled by the user" if ran.stopped == "cancel" else f"timed out after {limit:g} s"
         raise ToolError(f"{output}\n[{why}; the command and its child processes were killed]")

@@ -301,7 +301,7 @@ def find_definition(rng: random.Random) -> Generated:
         id="",
         family="find_definition",
         prompt=prompt,
-        files={**files},
+        files=files,
         check={"answer": [where]},
         solution=[[_call("grep", pattern=f"def {func}")], f"{func} is defined in {where}."],
     )

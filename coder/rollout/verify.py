@@ -68,7 +68,7 @@ def run_command(
         watchdog=shell.WATCHDOG,  # stops the group if coder is killed -9 meanwhile
         merge_stderr=False,
     )
-    out, err = _text(ran.stdout), _text(ran.stderr)
+    out, err = ran.stdout.text(), ran.stderr.text() if ran.stderr else ""
     graded = graded_reward(out)
     reward = 0.0 if ran.code is None else graded if graded is not None else float(ran.code == 0)
     return Verdict(
@@ -81,15 +81,6 @@ def run_command(
         timed_out=ran.stopped == "timeout",
         cancelled=ran.stopped == "cancel",
     )
-
-
-def _text(capture: supervise.Capture | None) -> str:
-    from coder.tools.output import cap_bytes
-
-    if capture is None:
-        return ""
-    kept = capture.head_limit + capture.tail_limit
-    return cap_bytes(bytes(capture.head), capture.total, kept, bytes(capture.tail))
 
 
 def graded_reward(stdout: str) -> float | None:
