@@ -196,12 +196,14 @@ def test_an_adapter_coder_trained_brings_its_tools_unless_agent_tools_is_set(tmp
         ([], "coder train needs --method sft|dpo|kto|grpo (or --recipe starter)"),
         (["--recipe", "starter", "--method", "dpo"], "--recipe starter makes its own sft data"),
         (["--recipe", "starter", "--data", "x.jsonl"], "--recipe starter makes its own sft data"),
+        (["--recipe", "starter", "no-such-logs"], "log file not found: no-such-logs"),
     ],
 )
 def test_recipe_and_method_usage_errors_exit_2(tmp_path, args, message):
     got = coder("train", *args, "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert got.returncode == 2 and message in got.stderr, got.stderr
     assert not (tmp_path / "out").exists()
+    assert "demonstrations" not in got.stderr  # said before any work
 
 
 @pytest.mark.parametrize("scale", ["", ":0.5"])

@@ -65,11 +65,12 @@ def cmd_train(cfg: Config, args) -> int:
         gguf = base_gguf(cfg.llm.server.model_path)
     except BaseModelError as exc:
         return fail(str(exc), EXIT_NO_BASE_MODEL)
+    logs = log_paths(args.logs or [])  # a LOG that is not there: said before any work
     if recipe is not None:
         from coder.train.recipe import demonstrations
 
         # the rollouts given (say, the adapter's own): what passed joins the demonstrations
-        args.logs = [str(demonstrations(cfg, recipe, say)), *(args.logs or [])]
+        logs = log_paths([str(demonstrations(cfg, recipe, say))]) + logs
     data_file = Path(args.data).expanduser() if args.data else None
     if data_file is not None and not data_file.is_file():
         raise UsageError(f"--data: no such file: {data_file}")
@@ -77,7 +78,7 @@ def cmd_train(cfg: Config, args) -> int:
         data = data_mod.load(
             args.method,
             data_file,
-            log_paths(args.logs),
+            logs,
             log_dir(cfg),
             from_rollouts=args.from_rollouts,
             group_size=args.group_size,
